@@ -1,0 +1,47 @@
+"""Retrospective facial recognition workbench.
+
+The system proposes candidates; trained people make every decision. ``import workbench``
+loads no model and prints nothing: heavy modules load when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562).
+_EXPORTS = {
+    "ConfigError": "errors",
+    "Face": "types",
+    "FaceEngine": "engine",
+    "FaceQuality": "types",
+    "FootageError": "errors",
+    "ImageError": "errors",
+    "ModelPackError": "errors",
+    "NoFaceError": "errors",
+    "PackId": "types",
+    "PackMismatchError": "errors",
+    "Settings": "config",
+    "WorkbenchError": "errors",
+    "evaluate_identification": "evaluate",
+    "evaluate_pairs": "evaluate",
+    "identification_metrics": "evaluate",
+    "load_image": "images",
+    "verification_metrics": "evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,117 @@
+"""The workspace database: one SQLite file in WAL mode, with versioned migrations.
+
+Every module that stores something adds its tables as a migration to :data:`MIGRATIONS`
+(never edit a released migration; add a new one). ``PRAGMA user_version`` holds the number of
+migrations applied; opening the database applies the missing ones, each in its own
+transaction, so a crash mid-migration leaves the previous version intact.
+
+Writers use :func:`transaction` (``BEGIN IMMEDIATE``): one writer at a time, others wait up to
+``BUSY_TIMEOUT_MS`` instead of failing, and readers are never blocked (WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import WorkbenchError
+
+BUSY_TIMEOUT_MS = 60_000
+
+#: (version, what it adds, SQL). Version n must be the n-th entry.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "audit log: append-only, hash-chained",
+        """
+        CREATE TABLE audit_log (
+            seq        INTEGER PRIMARY KEY,         -- 1, 2, 3, ... in append order
+            time_utc   TEXT NOT NULL,               -- ISO 8601 with offset +00:00
+            user       TEXT NOT NULL,
+            action     TEXT NOT NULL,
+            case_ref   TEXT,
+            details    TEXT NOT NULL,               -- canonical JSON, no biometric data
+            prev_hash  TEXT NOT NULL,
+            hash       TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX audit_log_case ON audit_log(case_ref);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: updates are refused'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: deletes are refused'); END;
+        """,
+    ),
+]
+
+
+def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) the workspace database, migrated to the current schema.
+
+    The connection is in autocommit mode; group writes with :func:`transaction`.
+
+    Raises:
+        WorkbenchError: the file is not a SQLite database, or was written by a newer version.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode: a crash loses no committed transaction's integrity
+        if migrate:
+            _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise WorkbenchError(f"{path}: not a usable workbench database ({exc})") from exc
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    current = schema_version(conn)
+    latest = len(MIGRATIONS)
+    if current > latest:
+        raise WorkbenchError(
+            f"{path}: schema version {current} is newer than this workbench knows ({latest}); upgrade the workbench"
+        )
+    for version, _, sql in MIGRATIONS[current:]:
+        with transaction(conn):
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if schema_version(conn) >= version:
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in sql.splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (including Ctrl-C)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,286 @@
+"""FaceEngine: image -> faces with boxes, landmarks, aligned crops, embeddings and quality.
+
+Pipeline per image::
+
+    load (EXIF upright, RGB) -> detect on 640x640 canvases -> merge (NMS) -> align (ArcFace
+    5-point similarity transform, 112x112) -> embed (batched) -> quality
+
+Finding small faces in big images
+---------------------------------
+Both detectors here take a 640x640 canvas, and reliably find faces from about
+``DETECTOR_MIN_FACE_PX`` (16 px) wide on it. A 1080p frame letterboxed whole onto one canvas
+shrinks 3x, so a 20 px face becomes 7 px and is lost. The engine therefore searches a small
+pyramid of scales:
+
+1. the whole image, letterboxed onto one canvas (finds the large faces);
+2. finer scales, each at most ``MAX_LEVEL_STEP`` (4x) finer than the last, down to the scale at
+   which a face of ``min_face_px`` becomes ``DETECTOR_MIN_FACE_PX`` wide (never above 1.0:
+   we never upsample). A scaled image bigger than a canvas is cut into 640x640 tiles
+   overlapping by ``TILE_OVERLAP_PX`` (128 px).
+
+A face cut by a tile edge is dropped from that tile; the overlap guarantees that any face
+small enough to need this level lies whole inside a neighbouring tile, and any face larger
+than the overlap was already found at the coarser level (step 4x => >= 32 px there). All
+detections are merged by non-maximum suppression in source-image pixels. Cost grows with the
+number of tiles: 5 canvases for a 1080p frame, 21 for a 4000x3000 photo at ``min_face_px=20``;
+raise ``min_face_px`` to go faster when faces are known to be large (custody photos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .config import Settings
+from .images import ImageSource, describe_source, load_image
+from .models.detectors import nms
+from .models.loading import load_models
+from .models.packs import PackInfo, read_pack
+from .quality import assess
+from .types import Face, PackId
+
+DETECTOR_MIN_FACE_PX = 16
+MAX_LEVEL_STEP = 4.0
+TILE_OVERLAP_PX = 128
+MERGE_IOU = 0.4
+#: YuNet and SCRFD box widths vary around the true face width; keep faces down to this share
+#: of min_face_px so a face of exactly min_face_px is not lost to box jitter.
+MIN_FACE_TOLERANCE = 0.8
+#: batch of canvases per detector call.
+CANVAS_BATCH = 4
+
+#: ArcFace 5-point template for a 112x112 crop (insightface's ``arcface_dst``).
+ARCFACE_TEMPLATE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+
+
+def arcface_transform(landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """2x3 similarity transform taking the 5 landmarks onto the ArcFace template (least squares)."""
+    from skimage.transform import SimilarityTransform
+
+    template = ARCFACE_TEMPLATE_112 * (size / 112.0)
+    transform = SimilarityTransform.from_estimate(np.asarray(landmarks, np.float64), template)
+    return transform.params[:2].astype(np.float64)
+
+
+def align_face(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """The ArcFace-aligned ``(size, size, 3)`` uint8 crop of one face."""
+    matrix = arcface_transform(landmarks, size)
+    return cv2.warpAffine(image_rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def pyramid_scales(height: int, width: int, *, min_face_px: int, canvas: int = 640) -> list[float]:
+    """Scales (<= 1) at which the image is searched, coarsest first. See the module docstring."""
+    whole = min(1.0, canvas / max(height, width))
+    finest = min(1.0, DETECTOR_MIN_FACE_PX / float(min_face_px))
+    scales = [whole]
+    while scales[-1] < finest - 1e-9:
+        scales.append(min(finest, scales[-1] * MAX_LEVEL_STEP))
+    return scales
+
+
+def tile_origins(length: int, canvas: int = 640, overlap: int = TILE_OVERLAP_PX) -> list[int]:
+    """Start offsets of canvas-sized windows covering ``length`` pixels with ``overlap``."""
+    if length <= canvas:
+        return [0]
+    step = canvas - overlap
+    count = int(np.ceil((length - overlap) / step))
+    origins = [min(i * step, length - canvas) for i in range(count)]
+    return sorted(set(origins))
+
+
+def most_prominent(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face:
+    """The face a person would call 'the' face of the image: large and central.
+
+    Score = area - 2 * (squared distance of the box centre from the image centre), InsightFace's
+    rule for picking the main face.
+    """
+    if not faces:
+        raise ValueError("no faces to choose from")
+    height, width = image_shape[:2]
+
+    def prominence(face: Face) -> float:
+        x1, y1, x2, y2 = face.bbox_xyxy
+        dx = (x1 + x2) / 2 - width / 2
+        dy = (y1 + y2) / 2 - height / 2
+        return (x2 - x1) * (y2 - y1) - 2.0 * (dx * dx + dy * dy)
+
+    return max(faces, key=prominence)
+
+
+class FaceEngine:
+    """Detects, aligns, embeds and assesses faces with one model pack.
+
+    Args:
+        pack: the model pack (see :func:`workbench.models.read_pack`).
+        settings: detection threshold, minimum face size, batch size, image limits.
+        threads: onnxruntime threads per session (0 = all cores; 1 inside Dask workers).
+
+    Loading takes about a second; create one engine and reuse it.
+    """
+
+    def __init__(self, pack: PackInfo, settings: Settings | None = None, *, threads: int = 0):
+        self.pack = pack
+        self.settings = settings or Settings()
+        self.detector, self.recogniser = load_models(pack, threads=threads)
+        self.detection_threshold = self.settings.detection_threshold or self.detector.default_threshold
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, threads: int = 0) -> "FaceEngine":
+        """The engine for ``settings.pack`` in ``settings.home`` (the default pack is converted on first use)."""
+        return cls(read_pack(settings.models_dir, settings.pack), settings, threads=threads)
+
+    @property
+    def pack_id(self) -> PackId:
+        return self.pack.pack_id
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.recogniser.embedding_dim
+
+    @property
+    def crop_size(self) -> int:
+        return self.recogniser.input_size
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load(self, image: ImageSource) -> np.ndarray:
+        """Read an image with this engine's size limits: upright (H, W, 3) uint8 RGB."""
+        return load_image(image, max_pixels=self.settings.max_image_pixels, max_bytes=self.settings.max_file_bytes)
+
+    # -- detection -----------------------------------------------------------------------------
+
+    def detect(self, image: ImageSource | np.ndarray) -> list[Face]:
+        """Faces (box, landmarks, detector score; no embedding), most prominent first."""
+        rgb = self.load(image)
+        rows = self.detect_rows(rgb)
+        faces = [Face(bbox_xyxy=tuple(r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
+        if not faces:
+            return []
+        first = most_prominent(faces, rgb.shape)
+        return [first] + [f for f in faces if f is not first]
+
+    def detect_rows(self, rgb: np.ndarray) -> np.ndarray:
+        """(N, 15) detections in source pixels for an RGB array: x1, y1, x2, y2, score, 5 landmarks."""
+        height, width = rgb.shape[:2]
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        size = self.detector.canvas_size
+        canvases, placements = [], []
+        for scale in pyramid_scales(height, width, min_face_px=self.settings.min_face_px, canvas=size):
+            scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
+            scaled = bgr if scale == 1.0 else cv2.resize(bgr, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+            for y0 in tile_origins(scaled_h, size):
+                for x0 in tile_origins(scaled_w, size):
+                    window = scaled[y0 : y0 + size, x0 : x0 + size]
+                    canvas = np.zeros((size, size, 3), np.uint8)
+                    canvas[: window.shape[0], : window.shape[1]] = window
+                    canvases.append(canvas)
+                    placements.append((x0, y0, window.shape[1], window.shape[0], scaled_w, scaled_h, scaled_w / width, scaled_h / height))
+        found = []
+        for start in range(0, len(canvases), CANVAS_BATCH):
+            batch = np.stack(canvases[start : start + CANVAS_BATCH])
+            for rows, placement in zip(self.detector.detect(batch, self.detection_threshold), placements[start : start + CANVAS_BATCH]):
+                found.append(_to_source_pixels(rows, *placement))
+        rows = nms(np.concatenate(found), MERGE_IOU) if found else np.zeros((0, 15), np.float32)
+        sides = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1])
+        return rows[sides >= self.settings.min_face_px * MIN_FACE_TOLERANCE]
+
+    # -- embedding -----------------------------------------------------------------------------
+
+    def embed_aligned(self, crops_rgb: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB aligned crops -> (N, D) float32 L2-normalised, in batches."""
+        batch = self.settings.embed_batch_size
+        parts = [self.recogniser.embed(crops_rgb[i : i + batch]) for i in range(0, len(crops_rgb), batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), np.float32)
+
+    def analyse(self, image: ImageSource | np.ndarray) -> list[Face]:
+        """Every face with embedding, quality and aligned crop, most prominent first."""
+        return self.analyse_many([image])[0]
+
+    def analyse_many(self, images: Iterable[ImageSource | np.ndarray]) -> list[list[Face]]:
+        """:meth:`analyse` for several images, embedding all their faces in shared batches."""
+        per_image = []
+        for image in images:
+            rgb = self.load(image)
+            faces = self.detect(rgb)
+            crops = [align_face(rgb, f.landmarks, self.crop_size) for f in faces]
+            per_image.append((faces, crops))
+        all_crops = [c for _, crops in per_image for c in crops]
+        embeddings = self.embed_aligned(np.stack(all_crops)) if all_crops else None
+        results, k = [], 0
+        for faces, crops in per_image:
+            done = []
+            for face, crop in zip(faces, crops):
+                done.append(
+                    face.replace(
+                        embedding=embeddings[k],
+                        pack_id=self.pack_id,
+                        aligned=crop,
+                        quality=assess(face.landmarks, crop, face.detector_score),
+                    )
+                )
+                k += 1
+            results.append(done)
+        return results
+
+    def embed_crop(self, crop_rgb: np.ndarray) -> Face:
+        """A Face for an image that is already an aligned crop (skips detection).
+
+        The crop is resized to the recogniser's input size if needed; the landmarks are the
+        template's, so pose reads as frontal.
+        """
+        crop = load_image(crop_rgb) if isinstance(crop_rgb, np.ndarray) else self.load(crop_rgb)
+        size = self.crop_size
+        if crop.shape[:2] != (size, size):
+            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
+        landmarks = ARCFACE_TEMPLATE_112 * (size / 112.0)
+        embedding = self.embed_aligned(crop[None])[0]
+        return Face(
+            bbox_xyxy=(0.0, 0.0, float(size), float(size)),
+            landmarks=landmarks,
+            detector_score=1.0,
+            quality=assess(landmarks, crop, 1.0),
+            embedding=embedding,
+            pack_id=self.pack_id,
+            aligned=crop,
+        )
+
+    def prominent_face(self, image: ImageSource | np.ndarray) -> Face | None:
+        """The most prominent face with its embedding, or None when the image has no face."""
+        faces = self.analyse(image)
+        return faces[0] if faces else None
+
+    def describe(self, image: ImageSource) -> str:
+        return describe_source(image)
+
+
+def _to_source_pixels(rows, x0, y0, win_w, win_h, scaled_w, scaled_h, sx, sy) -> np.ndarray:
+    """Map canvas detections back to source pixels, dropping faces cut by an inner tile edge."""
+    if len(rows) == 0:
+        return rows.reshape(0, 15)
+    margin = 2.0
+    cut = np.zeros(len(rows), bool)
+    if x0 > 0:
+        cut |= rows[:, 0] <= margin
+    if y0 > 0:
+        cut |= rows[:, 1] <= margin
+    if x0 + win_w < scaled_w:
+        cut |= rows[:, 2] >= win_w - margin
+    if y0 + win_h < scaled_h:
+        cut |= rows[:, 3] >= win_h - margin
+    rows = rows[~cut].copy()
+    xs = [0, 2] + list(range(5, 15, 2))
+    ys = [1, 3] + list(range(6, 15, 2))
+    rows[:, xs] = (rows[:, xs] + x0) / sx
+    rows[:, ys] = (rows[:, ys] + y0) / sy
+    return rows

@@ -1,0 +1,320 @@
+"""Accuracy measurement: verification (1:1) and identification (1:N) on labelled images.
+
+The figures technical staff rely on, computed with scikit-learn's ROC where it applies:
+
+* verification: ``accuracy`` at the best threshold, ``auc``, ``eer``, ``tar_at_fmr`` at FMR
+  1e-2 and 1e-3 (with the thresholds that give them) and ``failed_to_enrol``;
+* identification: ``rank1``, ``rank10`` (CMC), and ``fnir_at_fpir`` at FPIR 0.01 with its
+  threshold, as in NIST FRTE 1:N.
+
+Conventions (write them in any report that quotes these figures):
+
+* An image where no face is found or that cannot be read "fails to enrol". In verification,
+  pairs that involve it get score -1 (a certain non-match), as NIST scores failures, so
+  failures cost accuracy instead of being hidden; they are also counted.
+* ``accuracy`` is taken at the threshold that maximises it on this very data, so it is an
+  optimistic figure (LFW-style 10-fold protocols choose the threshold on held-out folds).
+* Identification searches each probe against every gallery identity (score = max over that
+  identity's images). Non-mated searches come from probes whose identity is not in the
+  gallery and, so that a closed set still yields an FPIR, from every mated probe searched again
+  with its own identity left out of the gallery.
+* A figure at FMR 1e-3 from fewer than 1,000 non-mated pairs rests on less than one false
+  match; ``n_nonmated`` is reported so the reader can judge.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+from tqdm import tqdm
+
+from .errors import WorkbenchError
+from .images import IMAGE_SUFFIXES
+
+FMR_TARGETS = (1e-2, 1e-3)
+FPIR_TARGET = 0.01
+CANDIDATE_LIST_LENGTH = 20
+FAILED_SCORE = -1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics on scores
+
+
+def verification_metrics(scores: Sequence[float], same: Sequence[int]) -> dict:
+    """Verification figures from similarity scores and same-person labels (1 = same, 0 = not).
+
+    Returns a dict with ``accuracy``, ``best_threshold``, ``auc``, ``eer``, ``eer_threshold``,
+    ``tar_at_fmr`` and ``threshold_at_fmr`` (keys "1e-2", "1e-3"), ``n_mated``, ``n_nonmated``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(same, dtype=int)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-D of equal length, got {scores.shape} and {labels.shape}")
+    n_mated, n_nonmated = int(labels.sum()), int((labels == 0).sum())
+    if n_mated == 0 or n_nonmated == 0:
+        raise WorkbenchError(
+            f"verification needs both same-person and different-person pairs, got {n_mated} and {n_nonmated}"
+        )
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    accuracy_curve = (tpr * n_mated + (1 - fpr) * n_nonmated) / (n_mated + n_nonmated)
+    best = int(np.argmax(accuracy_curve))
+    eer, eer_threshold = _equal_error_rate(fpr, tpr, thresholds)
+    result = {
+        "accuracy": float(accuracy_curve[best]),
+        "best_threshold": _finite(thresholds[best]),
+        "auc": float(roc_auc_score(labels, scores)),
+        "eer": eer,
+        "eer_threshold": eer_threshold,
+        "tar_at_fmr": {},
+        "threshold_at_fmr": {},
+        "n_mated": n_mated,
+        "n_nonmated": n_nonmated,
+    }
+    for target in FMR_TARGETS:
+        allowed = np.nonzero(fpr <= target)[0]
+        key = f"{target:.0e}".replace("e-0", "e-")
+        i = allowed[np.argmax(tpr[allowed])]
+        result["tar_at_fmr"][key] = float(tpr[i])
+        result["threshold_at_fmr"][key] = _finite(thresholds[i])
+    return result
+
+
+def _equal_error_rate(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float | None]:
+    """EER by linear interpolation where FMR crosses FNMR on the ROC."""
+    fnr = 1 - tpr
+    diff = fpr - fnr  # rises from -1 to +1 along the curve
+    i = int(np.searchsorted(diff, 0.0))
+    if i == 0:
+        return float(fpr[0]), _finite(thresholds[0])
+    if i >= len(diff):
+        return float(fnr[-1]), _finite(thresholds[-1])
+    w = -diff[i - 1] / (diff[i] - diff[i - 1])
+    eer = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
+    threshold = thresholds[i - 1] + w * (thresholds[i] - thresholds[i - 1]) if np.isfinite(thresholds[i - 1]) else thresholds[i]
+    return float(eer), _finite(threshold)
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def identification_metrics(
+    scores: np.ndarray,
+    probe_labels: Sequence[str],
+    gallery_labels: Sequence[str],
+    *,
+    failed_probe_labels: Sequence[str] = (),
+) -> dict:
+    """Rank-k and FNIR at FPIR from a probe x gallery-identity score matrix.
+
+    Args:
+        scores: (P, G) similarity of each probe to each gallery identity.
+        probe_labels: P identity labels.
+        gallery_labels: G distinct identity labels.
+        failed_probe_labels: labels of probes that failed to enrol; mated ones count as misses.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    gallery_labels = list(gallery_labels)
+    if len(set(gallery_labels)) != len(gallery_labels):
+        raise ValueError("gallery labels must be distinct (one column per identity)")
+    column = {label: j for j, label in enumerate(gallery_labels)}
+    mate_scores, mate_ranks, nonmated_top = [], [], []
+    for i, label in enumerate(probe_labels):
+        row = scores[i]
+        if label in column:
+            j = column[label]
+            mate_scores.append(row[j])
+            mate_ranks.append(1 + int(np.sum(row > row[j])))
+            others = np.delete(row, j)
+            if others.size:
+                nonmated_top.append(float(others.max()))
+        elif row.size:
+            nonmated_top.append(float(row.max()))
+    failed_mated = sum(1 for label in failed_probe_labels if label in column)
+    n_mated = len(mate_ranks) + failed_mated
+    if n_mated == 0:
+        raise WorkbenchError("identification needs probes whose identity is in the gallery; none found")
+    ranks = np.array(mate_ranks + [np.inf] * failed_mated)
+    mates = np.array(mate_scores + [-np.inf] * failed_mated)
+    threshold = _threshold_at_fpir(np.array(nonmated_top), FPIR_TARGET)
+    hit = (ranks <= CANDIDATE_LIST_LENGTH) & (mates >= threshold)
+    return {
+        "rank1": float(np.mean(ranks <= 1)),
+        "rank10": float(np.mean(ranks <= 10)),
+        "cmc": [float(np.mean(ranks <= k)) for k in range(1, CANDIDATE_LIST_LENGTH + 1)],
+        "fnir_at_fpir": {"0.01": float(1 - hit.mean())},
+        "threshold_at_fpir": {"0.01": _finite(threshold)},
+        "n_mated": n_mated,
+        "n_nonmated_searches": len(nonmated_top),
+        "gallery_identities": len(gallery_labels),
+    }
+
+
+def _threshold_at_fpir(nonmated_top: np.ndarray, target: float) -> float:
+    """Lowest threshold at which at most ``target`` of non-mated searches return a candidate."""
+    if nonmated_top.size == 0:
+        return -np.inf
+    ordered = np.sort(nonmated_top)[::-1]
+    allowed = int(np.floor(target * len(ordered)))
+    if allowed >= len(ordered):
+        return -np.inf
+    return float(np.nextafter(ordered[allowed], np.inf))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a pack over image folders
+
+
+@dataclass
+class EmbeddedImages:
+    """Embeddings of a set of image files; failures keep their reason."""
+
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def embed_images(engine, paths: Sequence[Path], *, aligned: bool = False, progress: bool = True, desc: str = "embedding") -> EmbeddedImages:
+    """Embed the most prominent face of each image (or the whole image when ``aligned``)."""
+    result = EmbeddedImages()
+    for path in tqdm(paths, desc=desc, unit="img", delay=2, disable=not progress, file=sys.stderr):
+        key = str(path)
+        try:
+            face = engine.embed_crop(path) if aligned else engine.prominent_face(path)
+        except WorkbenchError as exc:
+            result.failures[key] = str(exc)
+            continue
+        if face is None:
+            result.failures[key] = f"{path}: no face found"
+        else:
+            result.embeddings[key] = face.embedding
+    return result
+
+
+def read_pairs(pairs_csv: Path, images_dir: Path) -> list[tuple[Path, Path, int]]:
+    """Rows of a pairs CSV (columns a, b, same) with paths resolved against ``images_dir``."""
+    pairs_csv, images_dir = Path(pairs_csv), Path(images_dir)
+    if not pairs_csv.exists():
+        raise WorkbenchError(f"{pairs_csv}: no such pairs file")
+    with open(pairs_csv, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"a", "b", "same"} - set(reader.fieldnames or [])
+        if missing:
+            raise WorkbenchError(f"{pairs_csv}: missing column(s) {', '.join(sorted(missing))}; expected a,b,same")
+        pairs = []
+        for line, row in enumerate(reader, start=2):
+            if row["same"].strip() not in {"0", "1"}:
+                raise WorkbenchError(f"{pairs_csv}, line {line}: same must be 1 or 0, got {row['same']!r}")
+            pairs.append((images_dir / row["a"].strip(), images_dir / row["b"].strip(), int(row["same"])))
+    if not pairs:
+        raise WorkbenchError(f"{pairs_csv}: holds no pairs")
+    return pairs
+
+
+def evaluate_pairs(engine, pairs_csv: Path, images_dir: Path, *, aligned: bool = False, progress: bool = True) -> dict:
+    """Verification figures for the pairs in ``pairs_csv`` (see the module docstring)."""
+    pairs = read_pairs(pairs_csv, images_dir)
+    unique = sorted({p for a, b, _ in pairs for p in (a, b)})
+    embedded = embed_images(engine, unique, aligned=aligned, progress=progress)
+    scores, labels = [], []
+    for a, b, same in pairs:
+        ea, eb = embedded.embeddings.get(str(a)), embedded.embeddings.get(str(b))
+        scores.append(float(ea @ eb) if ea is not None and eb is not None else FAILED_SCORE)
+        labels.append(same)
+    result = verification_metrics(scores, labels)
+    result.update(
+        pairs=len(pairs),
+        images=len(unique),
+        failed_to_enrol=len(embedded.failures),
+        failures=sorted(embedded.failures.values()),
+        pack_id=str(engine.pack_id),
+        aligned=aligned,
+    )
+    return result
+
+
+def labelled_images(folder: Path) -> list[tuple[str, Path]]:
+    """(identity, image path) for every image in each sub-folder of ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WorkbenchError(f"{folder}: not a folder; expected one sub-folder per identity")
+    items = [
+        (sub.name, path)
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir())
+        for path in sorted(sub.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not items:
+        raise WorkbenchError(f"{folder}: no images found in sub-folders (one sub-folder per identity)")
+    return items
+
+
+def evaluate_identification(
+    engine, gallery_dir: Path, probes_dir: Path, *, aligned: bool = False, progress: bool = True
+) -> dict:
+    """Identification figures: every probe against every gallery identity (exact search)."""
+    gallery = labelled_images(gallery_dir)
+    probes = labelled_images(probes_dir)
+    g = embed_images(engine, [p for _, p in gallery], aligned=aligned, progress=progress, desc="gallery")
+    p = embed_images(engine, [p for _, p in probes], aligned=aligned, progress=progress, desc="probes")
+    identities = sorted({label for label, path in gallery if str(path) in g.embeddings})
+    if not identities:
+        raise WorkbenchError(f"{gallery_dir}: no gallery image could be enrolled")
+    probe_items = [(label, p.embeddings[str(path)]) for label, path in probes if str(path) in p.embeddings]
+    scores = np.full((len(probe_items), len(identities)), -1.0, np.float32)
+    column = {label: j for j, label in enumerate(identities)}
+    if probe_items:
+        probe_matrix = np.stack([e for _, e in probe_items])
+        for label, path in gallery:
+            emb = g.embeddings.get(str(path))
+            if emb is not None:
+                j = column[label]
+                scores[:, j] = np.maximum(scores[:, j], probe_matrix @ emb)
+    result = identification_metrics(
+        scores,
+        [label for label, _ in probe_items],
+        identities,
+        failed_probe_labels=[label for label, path in probes if str(path) in p.failures],
+    )
+    result.update(
+        gallery_images=len(gallery),
+        probes=len(probes),
+        failed_to_enrol={"gallery": len(g.failures), "probes": len(p.failures)},
+        failures=sorted(list(g.failures.values()) + list(p.failures.values())),
+        pack_id=str(engine.pack_id),
+        aligned=aligned,
+    )
+    return result
+
+
+def make_pairs(folder: Path, *, per_identity: int = 30, seed: int = 0) -> list[tuple[str, str, int]]:
+    """Draw balanced same/different pairs (relative paths) from a folder of identity sub-folders.
+
+    Up to ``per_identity`` same-person pairs per identity and as many different-person pairs,
+    drawn with a fixed seed so anyone can redraw the same list.
+    """
+    rng = np.random.default_rng(seed)
+    items = labelled_images(folder)
+    by_identity: dict[str, list[str]] = {}
+    for label, path in items:
+        by_identity.setdefault(label, []).append(str(path.relative_to(folder)))
+    labels = sorted(by_identity)
+    pairs = []
+    for label in labels:
+        files = by_identity[label]
+        combos = [(files[i], files[j]) for i in range(len(files)) for j in range(i + 1, len(files))]
+        for k in rng.permutation(len(combos))[:per_identity]:
+            pairs.append((*combos[k], 1))
+        others = [other for other in labels if other != label]
+        for _ in range(min(per_identity, len(combos))):
+            other = others[rng.integers(len(others))]
+            pairs.append((files[rng.integers(len(files))], by_identity[other][rng.integers(len(by_identity[other]))], 0))
+    return pairs
+

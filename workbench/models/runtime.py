@@ -1,0 +1,110 @@
+"""onnxruntime sessions and the recogniser that runs on them.
+
+This module and the detector modules beside it are the only places that import onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import ModelPackError
+
+
+def create_session(model: str | os.PathLike | bytes, *, threads: int = 0) -> ort.InferenceSession:
+    """A CPU session. ``threads`` = 0 lets onnxruntime use every core.
+
+    Raises:
+        ModelPackError: when the file is missing or onnxruntime cannot load it.
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # warnings about initialisers in inputs are noise here
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        source = model if isinstance(model, bytes) else os.fspath(model)
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        name = "<model bytes>" if isinstance(model, bytes) else os.fspath(model)
+        raise ModelPackError(f"{name}: onnxruntime cannot load this model ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an aligned crop becomes the recogniser's input tensor: ``(pixel - mean) / std``.
+
+    Attributes:
+        channels: "RGB" or "BGR", the channel order the model was trained on.
+        mean: subtracted from every 0..255 pixel value.
+        std: the difference is divided by this.
+
+    SFace (OpenCV Zoo) takes RGB 0..255 (mean 0, std 1) because its graph normalises
+    internally; ArcFace-family models from InsightFace take RGB (x - 127.5) / 127.5;
+    MobileFaceNet takes RGB (x - 127.5) / 128. Getting this wrong does not crash: it silently
+    lowers same-person scores, which is why each pack records it explicitly.
+    """
+
+    channels: str = "RGB"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "BGR"):
+            raise ModelPackError(f"preprocessing channels must be 'RGB' or 'BGR', got {self.channels!r}")
+        if self.std <= 0:
+            raise ModelPackError(f"preprocessing std must be positive, got {self.std}")
+
+    def to_tensor(self, crops_rgb: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32."""
+        crops = crops_rgb if self.channels == "RGB" else crops_rgb[..., ::-1]
+        tensor = crops.astype(np.float32)
+        if self.mean:
+            tensor -= np.float32(self.mean)
+        if self.std != 1.0:
+            tensor /= np.float32(self.std)
+        return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+
+    def as_dict(self) -> dict:
+        return {"channels": self.channels, "mean": self.mean, "std": self.std}
+
+
+class OnnxRecogniser:
+    """Embeds aligned face crops with an ONNX recogniser.
+
+    Args:
+        session: the onnxruntime session; its single input is (N, 3, S, S).
+        preprocessing: pixel normalisation for this model.
+    """
+
+    def __init__(self, session: ort.InferenceSession, preprocessing: Preprocessing):
+        self.session = session
+        self.preprocessing = preprocessing
+        model_input = session.get_inputs()[0]
+        self.input_name = model_input.name
+        shape = model_input.shape
+        if len(shape) != 4 or shape[2] != shape[3] or not isinstance(shape[2], int):
+            raise ModelPackError(f"recogniser input must be (N, 3, S, S), got {shape}")
+        self.input_size: int = shape[2]
+        self.fixed_batch: int | None = shape[0] if isinstance(shape[0], int) else None
+        self.embedding_dim: int = int(session.get_outputs()[0].shape[-1])
+
+    def raw_embed(self, tensor: np.ndarray) -> np.ndarray:
+        """The bare model call: (N, 3, S, S) float32 -> (N, D) float32, not normalised."""
+        if self.fixed_batch == 1 and len(tensor) > 1:
+            return np.concatenate([self.raw_embed(tensor[i : i + 1]) for i in range(len(tensor))])
+        return self.session.run(None, {self.input_name: tensor})[0].reshape(len(tensor), -1)
+
+    def embed(self, crops_rgb: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB aligned crops -> (N, D) float32 L2-normalised embeddings."""
+        if crops_rgb.ndim != 4 or crops_rgb.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(
+                f"crops must be (N, {self.input_size}, {self.input_size}, 3), got {crops_rgb.shape}"
+            )
+        if len(crops_rgb) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        features = self.raw_embed(self.preprocessing.to_tensor(crops_rgb)).astype(np.float32)
+        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        return features / np.maximum(norms, 1e-12)
