@@ -99,7 +99,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image file Pillow can read (JPEG, PNG, BMP, TIFF, WebP)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image is too large to decode safely ({exc})") from exc
+        # Pillow refuses beyond twice its own limit before we can read the size ourselves.
+        raise ImageError(f"{name}: image is above the {max_pixels / 1e6:.0f} megapixel limit ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated or corrupt data as OSError ("image file is truncated").
         raise ImageError(f"{name}: image data is corrupt or truncated ({exc})") from exc

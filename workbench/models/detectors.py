@@ -28,7 +28,9 @@ class YuNetDetector:
     """
 
     canvas_size = 640
-    default_threshold = 0.6
+    #: OpenCV's demo uses 0.9; CCTV faces score lower. At 0.7 the compreface samples give no
+    #: false detections in photos up to 1000 px and one or two in 30-megapixel photos.
+    default_threshold = 0.7
     nms_iou = 0.3
     strides = (8, 16, 32)
 
