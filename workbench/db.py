@@ -43,6 +43,61 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: deletes are refused'); END;
         """,
     ),
+    (
+        2,
+        "gallery: subjects, custody images, faces with embeddings, removal tombstones",
+        """
+        CREATE TABLE subjects (
+            subject_id    TEXT PRIMARY KEY,            -- custody reference, as given
+            name          TEXT,
+            dob           TEXT,                        -- YYYY-MM-DD
+            sex           TEXT,                        -- M | F | X | U
+            ethnicity     TEXT,                        -- code as recorded (e.g. IC1, W1)
+            custody_date  TEXT,                        -- YYYY-MM-DD
+            source        TEXT,                        -- free text: where the record came from
+            created_utc   TEXT NOT NULL
+        );
+        CREATE TABLE custody_images (
+            image_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            subject_id    TEXT NOT NULL REFERENCES subjects(subject_id) ON DELETE CASCADE,
+            path          TEXT NOT NULL,               -- as given at enrolment
+            sha256        TEXT NOT NULL,               -- of the file bytes
+            size_bytes    INTEGER NOT NULL,
+            width_px      INTEGER NOT NULL,
+            height_px     INTEGER NOT NULL,
+            capture_date  TEXT,                        -- YYYY-MM-DD
+            faces_found   INTEGER NOT NULL,            -- > 1: the most prominent face was enrolled
+            pack_id       TEXT NOT NULL,               -- name@sha256 of the pack that enrolled it
+            enrolled_utc  TEXT NOT NULL,
+            enrolled_by   TEXT NOT NULL,
+            UNIQUE (sha256, pack_id)
+        );
+        CREATE INDEX custody_images_subject ON custody_images(subject_id);
+        CREATE TABLE faces (
+            face_id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the index relies on it
+            image_id       INTEGER NOT NULL REFERENCES custody_images(image_id) ON DELETE CASCADE,
+            subject_id     TEXT NOT NULL REFERENCES subjects(subject_id) ON DELETE CASCADE,
+            x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,  -- pixels
+            landmarks      BLOB NOT NULL,              -- 5x2 float32 pixels, ArcFace order
+            detector_score REAL NOT NULL,
+            quality        REAL,                       -- overall quality in [0, 1]
+            quality_json   TEXT,                       -- FaceQuality fields
+            embedding      BLOB NOT NULL,              -- D float32 little-endian, L2-normalised
+            pack_id        TEXT NOT NULL
+        );
+        CREATE INDEX faces_image ON faces(image_id);
+        CREATE INDEX faces_subject ON faces(subject_id);
+        -- Face ids removed since they may sit in an index build: search hides them at once.
+        -- Only the number is kept, nothing biometric; rows older than the current build are
+        -- pruned by the next rebuild.
+        CREATE TABLE gallery_removed_faces (
+            seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+            face_id  INTEGER NOT NULL
+        );
+        CREATE TRIGGER faces_tombstone AFTER DELETE ON faces
+            BEGIN INSERT INTO gallery_removed_faces (face_id) VALUES (old.face_id); END;
+        """,
+    ),
 ]
 
 

@@ -132,3 +132,149 @@ class Face:
             "quality": self.quality.as_dict() if self.quality else None,
             "pack_id": str(self.pack_id) if self.pack_id else None,
         }
+
+# ---------------------------------------------------------------------------------------------
+# Gallery search (issue 3): candidate lists. Appended here so other types stay untouched.
+
+import enum as _enum  # noqa: E402  (kept with the types that use it)
+
+
+class SearchMode(_enum.Enum):
+    """How a candidate list is cut, as in NIST FRTE 1:N.
+
+    * ``INVESTIGATION``: a fixed-length list (``top`` entries) for human review; the threshold
+      only sets each candidate's ``above_threshold`` flag.
+    * ``IDENTIFICATION``: only candidates whose score reaches the threshold (at most ``top``).
+    """
+
+    INVESTIGATION = "investigation"
+    IDENTIFICATION = "identification"
+
+    @classmethod
+    def parse(cls, value: "str | SearchMode") -> "SearchMode":
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            known = ", ".join(m.value for m in cls)
+            raise ValueError(f"search mode must be one of {known}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One entry of a candidate list: a gallery subject proposed for human review.
+
+    Attributes:
+        rank: 1 = highest score.
+        subject_id: custody reference of the subject.
+        score: cosine similarity in [-1, 1]; with several probe faces, the max over them.
+        image_id: the custody image whose face gave ``score``.
+        face_id: the stored face that gave ``score``.
+        above_threshold: score >= the operating threshold; None when no threshold is set.
+        per_probe_scores: the subject's best score against each probe face, in probe order.
+    """
+
+    rank: int
+    subject_id: str
+    score: float
+    image_id: int
+    face_id: int
+    above_threshold: bool | None
+    per_probe_scores: tuple[float, ...] = ()
+
+    def as_dict(self) -> dict:
+        """JSON-ready: the keys of DESIGN.md first, then face id and per-probe scores."""
+        return {
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "score": round(float(self.score), 4),
+            "image_id": self.image_id,
+            "above_threshold": self.above_threshold,
+            "face_id": self.face_id,
+            "per_probe_scores": [round(float(s), 4) for s in self.per_probe_scores],
+        }
+
+
+@dataclass(frozen=True)
+class CandidateList:
+    """The ranked result of searching one probe (one person: one face or several fused).
+
+    Attributes:
+        candidates: ranked entries, at most ``top``.
+        pack_id: the pack of the gallery and of the probe.
+        threshold: operating threshold (cosine) used for ``above_threshold``; None = none set.
+        mode: investigation (fixed length) or identification (only above threshold).
+        method: ``"exact"`` (numpy over every stored embedding) or ``"index"`` (Annoy proposes,
+            exact cosine re-ranks, not-yet-indexed records searched exactly and merged).
+        gallery_faces: faces searched (live records, removed ones excluded).
+        probe_faces: how many probe faces were fused.
+    """
+
+    candidates: tuple[Candidate, ...]
+    pack_id: PackId
+    threshold: float | None
+    mode: SearchMode
+    method: str
+    gallery_faces: int
+    probe_faces: int
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __iter__(self):
+        return iter(self.candidates)
+
+    def __getitem__(self, index: int) -> Candidate:
+        return self.candidates[index]
+
+    @property
+    def subject_ids(self) -> list[str]:
+        return [c.subject_id for c in self.candidates]
+
+    def to_frame(self):
+        """The list as a pandas DataFrame, one row per candidate, columns as in :class:`Candidate`."""
+        import pandas as pd  # only callers that want a frame pay for pandas
+
+        columns = [f.name for f in dataclasses.fields(Candidate)]
+        return pd.DataFrame([[getattr(c, name) for name in columns] for c in self.candidates], columns=columns)
+
+    def as_dict(self) -> dict:
+        return {
+            "candidates": [c.as_dict() for c in self.candidates],
+            "pack_id": str(self.pack_id),
+            "threshold": self.threshold,
+            "mode": self.mode.value,
+            "method": self.method,
+            "gallery_faces": self.gallery_faces,
+            "probe_faces": self.probe_faces,
+        }
+
+@dataclass(frozen=True)
+class Probe:
+    """Faces of one person to search with: a face of a still, a face track, or several stills.
+
+    Attributes:
+        probe_id: unique within one search run (e.g. ``"cctv.jpg#face2"``, a track id).
+        source: the file the faces came from (several joined by ``;``).
+        faces: one or more faces with embeddings; their scores fuse (max) into one list.
+        start_s: for video, time of the first face in seconds from the start; None for stills.
+        end_s: for video, time of the last face; None for stills.
+    """
+
+    probe_id: str
+    source: str
+    faces: tuple[Face, ...]
+    start_s: float | None = None
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faces", tuple(self.faces))
+        if not self.faces:
+            raise ValueError(f"probe {self.probe_id!r} holds no faces")
+
+    @property
+    def quality(self) -> float | None:
+        """Best face quality score in [0, 1], or None when no face has a quality record."""
+        scores = [f.quality.score for f in self.faces if f.quality is not None]
+        return max(scores) if scores else None

@@ -1,0 +1,413 @@
+"""Enrolment of custody images into the gallery: from a folder or a manifest CSV.
+
+Inputs:
+
+* a folder with one sub-folder per subject (folder name = subject id, the custody reference);
+  every non-hidden file in a sub-folder is an image to enrol;
+* a manifest CSV with a header row: ``subject_id,image_path`` and optionally ``name, dob, sex,
+  ethnicity, custody_date, source`` (dates YYYY-MM-DD; sex M, F, X or U). Relative image paths
+  resolve against the CSV's folder. The descriptive fields of the latest manifest replace stored
+  ones; empty cells keep them.
+
+Each image is read once: hashed (sha256 of the bytes) and, only if this pack has not enrolled
+those bytes yet, decoded and analysed. Images are analysed in batches (``batch_size`` images per
+:meth:`FaceEngine.analyse_many`, whose recogniser calls are batched) and each batch is stored in
+one transaction with its audit entry, so:
+
+* re-running is idempotent: enrolled images are skipped by hash, without decoding;
+* a crash or Ctrl-C loses at most the batch in flight, and re-running finishes the job;
+* one bad row never stops the batch: it gets a status and a reason.
+
+Statuses: ``enrolled``, ``skipped`` (already enrolled, or the same bytes twice in this run),
+``no_face``, ``unreadable`` (missing, empty, corrupt, not an image, too large) and ``invalid``
+(a row or folder that names no usable image: bad subject id, bad date, empty folder...). An image
+with several faces enrols the most prominent one (largest and most central) and records how many
+faces it had. Every row that was not simply enrolled or skipped as already enrolled goes to the
+CSV report (``ref, subject_id, path, status, reason``), written as the run goes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import GalleryError, ImageError, WorkbenchError
+from .gallery import EnrolledImage, Gallery, SubjectRecord
+
+MANIFEST_REQUIRED = ("subject_id", "image_path")
+MANIFEST_OPTIONAL = ("name", "dob", "sex", "ethnicity", "custody_date", "source")
+SEX_CODES = {"M": "male", "F": "female", "X": "other / indeterminate", "U": "unknown"}
+SUBJECT_ID_MAX = 128
+#: images analysed per batch (and stored per transaction). 16 keeps a batch under a second.
+DEFAULT_BATCH = 16
+STATUSES = ("enrolled", "skipped", "no_face", "unreadable", "invalid")
+_SUBJECT_ID_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
+_ETHNICITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
+
+
+@dataclass(frozen=True)
+class EnrolItem:
+    """One image to enrol: whose it is, where it is, and where it came from (for the report)."""
+
+    ref: str  # "manifest.csv:12" or "DIR/subject" : where a person finds the row again
+    subject: SubjectRecord
+    path: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one row: a status from :data:`STATUSES` and the reason."""
+
+    ref: str
+    subject_id: str
+    path: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class EnrolSummary:
+    """Totals of one enrolment run. ``images_per_s`` counts analysed images (not skipped ones)."""
+
+    run_id: str
+    source: str
+    pack_id: str
+    counts: dict = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    several_faces: int = 0
+    seconds: float = 0.0
+    analysed: int = 0
+    report: str | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        return self.analysed / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            **self.counts,
+            "several_faces": self.several_faces,
+            "analysed": self.analysed,
+            "seconds": round(self.seconds, 2),
+            "images_per_s": round(self.images_per_s, 2),
+            "report": self.report,
+            "run_id": self.run_id,
+            "source": self.source,
+            "pack_id": self.pack_id,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the inputs
+
+
+def validate_subject(subject: SubjectRecord) -> SubjectRecord:
+    """The record with fields normalised; raises ValueError saying which field is wrong and why."""
+    sid = (subject.subject_id or "").strip()
+    if not sid:
+        raise ValueError("subject_id is empty")
+    if len(sid) > SUBJECT_ID_MAX or _SUBJECT_ID_BAD.search(sid) or sid.startswith("."):
+        raise ValueError(
+            f"subject_id {sid!r} must be 1 to {SUBJECT_ID_MAX} characters without slashes, control characters or a leading dot"
+        )
+    clean = {k: (v.strip() or None) if isinstance(v, str) else v for k, v in vars(subject).items() if k != "subject_id"}
+    for key in ("dob", "custody_date"):
+        if clean[key] is not None:
+            try:
+                day = date.fromisoformat(clean[key])
+            except ValueError:
+                raise ValueError(f"{key} must be a date YYYY-MM-DD, got {clean[key]!r}") from None
+            if len(clean[key]) != 10 or day > date.today():
+                raise ValueError(f"{key} must be a past date YYYY-MM-DD, got {clean[key]!r}")
+    if clean["sex"] is not None:
+        code = clean["sex"].upper()
+        if code not in SEX_CODES:
+            raise ValueError(f"sex must be one of {', '.join(SEX_CODES)} ({', '.join(SEX_CODES.values())}), got {clean['sex']!r}")
+        clean["sex"] = code
+    if clean["ethnicity"] is not None and not _ETHNICITY.match(clean["ethnicity"]):
+        raise ValueError(f"ethnicity must be a short code (letters, digits, up to 16 characters), got {clean['ethnicity']!r}")
+    if clean["name"] is not None and len(clean["name"]) > 200:
+        raise ValueError("name is longer than 200 characters")
+    return SubjectRecord(subject_id=sid, **clean)
+
+
+def items_from_folder(folder: Path) -> tuple[list[EnrolItem], list[Outcome]]:
+    """Items of a folder of subject sub-folders, and the problems found while listing it.
+
+    Raises:
+        GalleryError: the folder is missing, not a folder, or holds no subject sub-folder.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise GalleryError(f"{folder}: no such folder; expected a folder with one sub-folder per subject")
+    if not folder.is_dir():
+        raise GalleryError(f"{folder}: is a file; expected a folder with one sub-folder per subject (or use --manifest CSV)")
+    items, problems = [], []
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    subjects = [p for p in entries if p.is_dir()]
+    if not subjects:
+        raise GalleryError(f"{folder}: holds no sub-folders; expected one sub-folder per subject (folder name = subject id)")
+    for stray in (p for p in entries if not p.is_dir()):
+        problems.append(Outcome(str(stray), "", str(stray), "invalid", "file outside a subject sub-folder: whose image it is is unknown"))
+    for sub in subjects:
+        files = sorted(p for p in sub.iterdir() if not p.name.startswith(".") and p.is_file())
+        try:
+            subject = validate_subject(SubjectRecord(sub.name, source=f"folder {folder}"))
+        except ValueError as exc:
+            problems.append(Outcome(str(sub), sub.name, str(sub), "invalid", str(exc)))
+            continue
+        if not files:
+            problems.append(Outcome(str(sub), subject.subject_id, str(sub), "invalid", "subject folder holds no image files"))
+        items.extend(EnrolItem(str(sub), subject, path) for path in files)
+    return items, problems
+
+
+def items_from_manifest(manifest: Path) -> tuple[list[EnrolItem], list[Outcome]]:
+    """Items of a manifest CSV, and its bad rows as outcomes (the batch goes on without them).
+
+    Raises:
+        GalleryError: the CSV is missing, unreadable, or its header lacks or misnames columns.
+    """
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise GalleryError(f"{manifest}: no such manifest file; expected a CSV with columns subject_id,image_path[,{','.join(MANIFEST_OPTIONAL)}]")
+    try:
+        with open(manifest, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise GalleryError(f"{manifest}: not a readable UTF-8 CSV ({exc})") from exc
+    if not rows:
+        raise GalleryError(f"{manifest}: is empty; expected a header row subject_id,image_path[,...]")
+    header = [h.strip().lower() for h in rows[0]]
+    missing = [c for c in MANIFEST_REQUIRED if c not in header]
+    unknown = [c for c in header if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
+    if missing or unknown or len(set(header)) != len(header):
+        raise GalleryError(
+            f"{manifest}: header {','.join(header)!r} must name the columns {','.join(MANIFEST_REQUIRED)} and optionally "
+            f"{','.join(MANIFEST_OPTIONAL)}, each once"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    items, problems = [], []
+    for number, row in enumerate(rows[1:], start=2):
+        ref = f"{manifest}:{number}"
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not rows
+        if len(row) != len(header):
+            problems.append(Outcome(ref, row[0] if row else "", "", "invalid", f"row has {len(row)} fields, the header has {len(header)}"))
+            continue
+        values = dict(zip(header, row))
+        raw_path = values.pop("image_path").strip()
+        try:
+            subject = validate_subject(SubjectRecord(**{k: values.get(k) for k in ("subject_id",) + MANIFEST_OPTIONAL}))
+            if not raw_path:
+                raise ValueError("image_path is empty")
+        except ValueError as exc:
+            problems.append(Outcome(ref, values.get("subject_id", "").strip(), raw_path, "invalid", str(exc)))
+            continue
+        if subject.source is None:
+            subject = replace(subject, source=f"manifest {manifest}")
+        path = Path(raw_path)
+        items.append(EnrolItem(ref, subject, path if path.is_absolute() else manifest.parent / path))
+    if not items and not problems:
+        raise GalleryError(f"{manifest}: holds a header but no rows to enrol")
+    return items, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Enrolling
+
+
+class _Report:
+    """The CSV report, created at its first row and flushed per batch (a crash keeps what was written)."""
+
+    COLUMNS = ("ref", "subject_id", "path", "status", "reason")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+        self.writer = None
+
+    def add(self, outcome: Outcome) -> None:
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "w", newline="", encoding="utf-8")
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow(self.COLUMNS)
+        self.writer.writerow([getattr(outcome, c) for c in self.COLUMNS])
+
+    def flush(self) -> None:
+        if self.handle is not None:
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+@dataclass
+class _Read:
+    """An item whose bytes were read and hashed."""
+
+    item: EnrolItem
+    data: bytes
+    sha256: str
+
+
+def enrol(
+    gallery: Gallery,
+    engine,
+    items: Sequence[EnrolItem],
+    *,
+    problems: Sequence[Outcome] = (),
+    source: str = "",
+    report_path: Path | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool = False,
+) -> EnrolSummary:
+    """Enrol items with ``engine`` into ``gallery``; see the module docstring for the rules.
+
+    Args:
+        problems: outcomes already known (bad rows found while reading the input); reported.
+        source: the folder or manifest, for the audit log and the summary.
+        report_path: CSV report (default ``<home>/reports/enrol-<UTC time>.csv``), created only
+            if there is something to report.
+        batch_size: images per analysis batch and per transaction.
+        progress: show a progress bar on stderr (quiet for runs under two seconds).
+
+    Raises:
+        PackMismatchError: the gallery holds embeddings of another pack than the engine's.
+    """
+    gallery.check_pack(engine.pack_id, what=f"enrolment with {engine.pack_id}")
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    summary = EnrolSummary(run_id=run_id, source=source, pack_id=str(engine.pack_id))
+    report = _Report(Path(report_path) if report_path else gallery.settings.reports_dir / f"enrol-{run_id}.csv")
+    started = time.monotonic()
+    seen: dict[str, str] = {}  # sha256 -> ref of its first row in this run
+    try:
+        for outcome in problems:
+            _record(summary, report, outcome)
+        bar = tqdm(total=len(items), unit="img", desc="enrolling", file=sys.stderr, delay=2.0, disable=not progress)
+        with bar:
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                fresh = []
+                for item in batch:
+                    read = _read_and_hash(item, engine, report, summary, gallery, seen)
+                    if read is not None:
+                        fresh.append(read)
+                if fresh:
+                    _enrol_batch(gallery, engine, fresh, report, summary, run_id, source)
+                report.flush()
+                bar.update(len(batch))
+    finally:
+        report.close()
+        summary.seconds = time.monotonic() - started
+    summary.report = str(report.path) if report.handle is not None else None
+    return summary
+
+
+def _record(summary: EnrolSummary, report: _Report, outcome: Outcome, *, to_report: bool = True) -> None:
+    summary.counts[outcome.status] += 1
+    if to_report:
+        report.add(outcome)
+
+
+def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, seen: dict) -> _Read | None:
+    """Read and hash one file; record and drop it if unreadable or already enrolled."""
+    shown = str(item.path)
+    limit = engine.settings.max_file_bytes
+    try:
+        size = item.path.stat().st_size
+        if item.path.is_dir():
+            raise ImageError(f"{shown}: is a folder, expected an image file")
+        if size > limit:
+            raise ImageError(f"{shown}: file is {size / 1e6:.0f} MB, above the {limit / 1e6:.0f} MB limit")
+        data = item.path.read_bytes()
+    except FileNotFoundError:
+        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "unreadable", "no such file"))
+        return None
+    except (ImageError, OSError) as exc:
+        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "unreadable", str(exc)))
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen:
+        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped", f"same bytes as {seen[digest]} in this run"))
+        return None
+    seen[digest] = item.ref
+    stored = gallery.enrolled_image(digest, engine.pack_id)
+    if stored is not None:
+        if stored["subject_id"] == item.subject.subject_id:
+            if any((item.subject.name, item.subject.dob, item.subject.sex, item.subject.ethnicity, item.subject.custody_date)):
+                gallery.update_subject(item.subject)  # a re-run may bring corrected descriptive fields
+            _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped"), to_report=False)
+        else:
+            _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped",
+                                             f"same bytes already enrolled for subject {stored['subject_id']} (image {stored['image_id']})"))
+        return None
+    return _Read(item, data, digest)
+
+
+def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: EnrolSummary, run_id: str, source: str) -> None:
+    decoded, readable = [], []
+    for read in fresh:
+        try:
+            decoded.append(engine.load(read.data))
+            readable.append(read)
+        except ImageError as exc:
+            reason = str(exc).split(": ", 1)[-1]  # the message names "<N bytes>": say the path instead
+            _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", reason))
+    per_image = _analyse(engine, decoded, readable, report, summary)
+    summary.analysed += len(readable)
+    to_store = []
+    for read, rgb, faces in zip(readable, decoded, per_image):
+        item = read.item
+        if faces is None:
+            continue
+        if not faces:
+            _record(summary, report, Outcome(item.ref, item.subject.subject_id, str(item.path), "no_face", "no face found"))
+            continue
+        to_store.append(
+            EnrolledImage(
+                subject=item.subject, path=str(item.path), sha256=read.sha256, size_bytes=len(read.data),
+                width_px=int(rgb.shape[1]), height_px=int(rgb.shape[0]), faces_found=len(faces),
+                face=faces[0],  # the engine lists the most prominent face first
+                capture_date=item.subject.custody_date,
+            )
+        )
+    if not to_store:
+        return
+    gallery.add_images(to_store, audit_details={"run_id": run_id, "source": source, "several_faces": sum(i.faces_found > 1 for i in to_store)})
+    for image in to_store:
+        several = image.faces_found > 1
+        summary.several_faces += several
+        reason = f"{image.faces_found} faces found: enrolled the most prominent (largest and most central)" if several else ""
+        outcome = Outcome("", image.subject.subject_id, image.path, "enrolled", reason)
+        _record(summary, report, outcome, to_report=several)
+
+
+def _analyse(engine, decoded: list[np.ndarray], readable: list[_Read], report, summary) -> list[list | None]:
+    """Faces per decoded image, batched; if the batch fails, image by image so one bad image costs only itself."""
+    if not decoded:
+        return []
+    try:
+        return engine.analyse_many(decoded)
+    except WorkbenchError:
+        pass
+    results = []
+    for read, rgb in zip(readable, decoded):
+        try:
+            results.append(engine.analyse(rgb))
+        except WorkbenchError as exc:
+            _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", str(exc)))
+            results.append(None)
+    return results
