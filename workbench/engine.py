@@ -97,6 +97,8 @@ def pyramid_scales(height: int, width: int, *, min_face_px: int, canvas: int = 6
     finest = min(MAX_UPSCALE, DETECTOR_MIN_FACE_PX / float(min_face_px))
     if finest <= whole * 1.05:
         return [whole]
+    if max(height, width) * finest <= canvas:
+        return [finest]  # small image: one upsampled canvas holds every face size
     steps = math.ceil(math.log(finest / whole) / math.log(MAX_LEVEL_STEP) - 1e-9)
     ratio = (finest / whole) ** (1.0 / steps)
     return [whole * ratio**k for k in range(steps)] + [finest]
@@ -212,8 +214,8 @@ class FaceEngine:
             for rows, window in zip(self.detector.detect(batch, self.detection_threshold), windows[start : start + CANVAS_BATCH]):
                 found.append(window.to_source(rows))
         rows = nms(np.concatenate(found), MERGE_IOU) if found else np.zeros((0, 15), np.float32)
-        sides = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1])
-        return rows[sides >= self.settings.min_face_px * MIN_FACE_TOLERANCE]
+        widths = rows[:, 2] - rows[:, 0]
+        return rows[widths >= self.settings.min_face_px * MIN_FACE_TOLERANCE]
 
     # -- embedding -----------------------------------------------------------------------------
 
