@@ -524,6 +524,12 @@ class Gallery:
             )
         return manifest
 
+    def search(self, probe_faces, **kwargs):
+        """:func:`workbench.search.search` on this gallery (same keyword arguments)."""
+        from .search import search
+
+        return search(self, probe_faces, **kwargs)
+
     def verify_index(self) -> list[str]:
         """Recompute the checksums of the index in use; the problems found (empty = intact)."""
         return verify_build(self.settings.index_dir)

@@ -340,11 +340,11 @@ def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, s
         _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "unreadable", str(exc)))
         return None
     digest = hashlib.sha256(data).hexdigest()
-    if digest in seen:
+    stored = gallery.enrolled_image(digest, engine.pack_id)
+    if stored is None and digest in seen:
         _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped", f"same bytes as {seen[digest]} in this run"))
         return None
     seen[digest] = item.ref
-    stored = gallery.enrolled_image(digest, engine.pack_id)
     if stored is not None:
         if stored["subject_id"] == item.subject.subject_id:
             if any((item.subject.name, item.subject.dob, item.subject.sex, item.subject.ethnicity, item.subject.custody_date)):

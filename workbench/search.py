@@ -58,8 +58,10 @@ def _pack_default_threshold(gallery: Gallery) -> float | None:
     pack = gallery.pack_id
     if pack is None:
         return None
-    from .models.packs import read_pack  # reads pack.json; onnxruntime only loads with it
+    from .models.packs import MANIFEST, read_pack  # loads onnxruntime; only reached without an engine
 
+    if not (gallery.settings.models_dir / pack.name / MANIFEST).exists():
+        return None  # never convert or import a pack just to read a threshold
     try:
         info = read_pack(gallery.settings.models_dir, pack.name)
     except ModelPackError:
