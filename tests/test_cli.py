@@ -1,0 +1,114 @@
+"""The command line as a user runs it: a real subprocess for the contract, main() for the details."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import face_crop
+from factories import jpeg, save
+from workbench.cli import main
+
+
+def run_cli(*args, home, check=True):
+    """Run ``python -m workbench`` in a subprocess; returns the CompletedProcess."""
+    env = {**os.environ, "WORKBENCH_USER": "cli-test"}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_faces_json_contract(workspace, t1_path):
+    proc = run_cli("faces", t1_path, "--json", home=workspace)
+    document = json.loads(proc.stdout)  # exactly one JSON document
+    (image,) = document["images"]
+    assert image["path"] == str(t1_path) and len(image["faces"]) == 6
+    face = image["faces"][0]
+    assert set(face) >= {"bbox_xyxy", "landmarks", "detector_score", "quality"}
+    assert len(face["landmarks"]) == 5 and set(face["quality"]) == {"inter_ocular_px", "sharpness", "yaw_deg", "pitch_deg", "score"}
+    assert document["pack_id"].startswith("opencv-zoo@")
+
+
+def test_faces_reports_each_bad_file_and_continues(workspace, t1_path, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a photo")
+    assert main(["--home", str(workspace), "faces", str(bad), str(t1_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}: error:" in out and "not an image" in out
+    assert f"{t1_path}: 6 face(s)" in out
+
+
+def test_compare_same_and_different_people(workspace, tmp_path, t1_rgb, t1_faces, capsys):
+    a = save(face_crop(t1_rgb, t1_faces[0]), tmp_path / "a.png")
+    a_again = save(jpeg(face_crop(t1_rgb, t1_faces[0], margin=0.9), 30), tmp_path / "a2.png")
+    b = save(face_crop(t1_rgb, t1_faces[3]), tmp_path / "b.png")
+    scores = {}
+    for name, (x, y) in {"same": (a, a_again), "different": (a, b)}.items():
+        assert main(["--home", str(workspace), "compare", str(x), str(y), "--json"]) == 0
+        scores[name] = json.loads(capsys.readouterr().out)
+    assert scores["same"]["above_threshold"] is True and scores["different"]["above_threshold"] is False
+    assert scores["same"]["score"] > scores["different"]["score"] + 0.4
+    assert scores["same"]["threshold"] == pytest.approx(0.363)
+
+
+def test_compare_without_a_face_names_the_file(workspace, tmp_path, t1_path):
+    from skimage import data
+
+    empty = save(data.coffee(), tmp_path / "coffee.png")
+    proc = run_cli("compare", empty, t1_path, "--json", home=workspace, check=False)
+    assert proc.returncode == 1
+    assert "no face found" in proc.stderr and str(empty) in proc.stderr
+    assert json.loads(proc.stdout)["error"].startswith(str(empty))
+
+
+def test_models_commands(workspace, tmp_path, capsys):
+    assert main(["--home", str(workspace), "models", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["active"] == "opencv-zoo" and listed["packs"][0]["name"] == "opencv-zoo"
+    assert main(["--home", str(workspace), "models", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    assert main(["--home", str(workspace), "models", "import", str(empty)]) == 1
+    assert "no .onnx files" in capsys.readouterr().err
+    assert main(["--home", str(workspace), "--pack", "buffalo_l", "faces", "x.jpg"]) == 1
+    assert "workbench models import" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_models_import_cli_with_the_shared_pack(shared_data, tmp_path, capsys):
+    folder = tmp_path / "scrfd_mfn"
+    folder.mkdir()
+    for name in ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx"):
+        shutil.copy(shared_data / "models" / name, folder)
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "models", "import", str(folder), "--std", "128", "--json"]) == 0
+    pack = json.loads(capsys.readouterr().out)["pack"]
+    assert pack["name"] == "scrfd_mfn" and pack["preprocessing"] == {"channels": "RGB", "mean": 127.5, "std": 128.0}
+    assert main(["--home", str(home), "models", "verify", "scrfd_mfn"]) == 0
+
+
+@pytest.mark.shared_data
+def test_compare_fr_examples(workspace, shared_data):
+    train = shared_data / "faces" / "fr_examples" / "train"
+    same = json.loads(run_cli("compare", train / "obama" / "obama.jpg", train / "obama" / "obama2.jpg", "--json", home=workspace).stdout)
+    different = json.loads(run_cli("compare", train / "obama" / "obama.jpg", train / "biden" / "biden.jpg", "--json", home=workspace).stdout)
+    assert same["score"] > 0.6 and same["above_threshold"]
+    assert different["score"] < 0.25 and not different["above_threshold"]
+
+
+def test_demo_runs_on_shipped_images(workspace):
+    proc = run_cli("demo", "--json", home=workspace)
+    document = json.loads(proc.stdout)
+    assert [len(i["faces"]) for i in document["images"]] == [6, 1, 1]
+    assert document["same_person_score"] > 0.6 > 0.3 > document["different_people_score"]
+
+
+def test_usage_errors_exit_2(workspace):
+    assert run_cli("faces", home=workspace, check=False).returncode == 2
