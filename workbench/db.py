@@ -98,6 +98,91 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             BEGIN INSERT INTO gallery_removed_faces (face_id) VALUES (old.face_id); END;
         """,
     ),
+    (
+        3,
+        "cases: cases, recorded searches with probes and candidate lists, review decisions",
+        """
+        CREATE TABLE cases (
+            reference     TEXT PRIMARY KEY,            -- crime or incident reference, as given
+            offence       TEXT NOT NULL,
+            purpose       TEXT NOT NULL,               -- why searching is necessary and proportionate
+            officer       TEXT NOT NULL,               -- officer in charge
+            status        TEXT NOT NULL CHECK (status IN ('open', 'closed', 'archived')),
+            created_utc   TEXT NOT NULL,
+            created_by    TEXT NOT NULL,
+            updated_utc   TEXT NOT NULL
+        );
+        CREATE TABLE searches (
+            search_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            case_ref      TEXT NOT NULL REFERENCES cases(reference),
+            time_utc      TEXT NOT NULL,
+            user          TEXT NOT NULL,
+            pack_id       TEXT NOT NULL,               -- name@sha256
+            gallery_version TEXT NOT NULL,             -- JSON: index build id + checksum, live counts
+            top           INTEGER NOT NULL,
+            threshold     REAL,
+            mode          TEXT NOT NULL,
+            method        TEXT NOT NULL,               -- exact | index
+            replay_of     INTEGER REFERENCES searches(search_id)
+        );
+        CREATE INDEX searches_case ON searches(case_ref);
+        CREATE TABLE search_probes (
+            search_id     INTEGER NOT NULL REFERENCES searches(search_id),
+            probe_id      TEXT NOT NULL,
+            position      INTEGER NOT NULL,            -- 0 = shown first (best quality)
+            source_path   TEXT NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            frame_index   INTEGER,                     -- best shot (video) or NULL (still)
+            timestamp_s   REAL,
+            start_s       REAL,
+            end_s         REAL,
+            bbox_json     TEXT,                        -- best shot box, pixels
+            quality       REAL,
+            n_faces       INTEGER NOT NULL,
+            crop_png      BLOB,                        -- the probe face as shown to reviewers
+            embedding_dim INTEGER NOT NULL,
+            embeddings    BLOB NOT NULL,               -- n_faces x dim float32: replays the search exactly
+            PRIMARY KEY (search_id, probe_id)
+        );
+        CREATE TABLE search_candidates (
+            search_id     INTEGER NOT NULL REFERENCES searches(search_id),
+            probe_id      TEXT NOT NULL,
+            rank          INTEGER NOT NULL,
+            subject_id    TEXT NOT NULL,               -- kept as text: the custody record may be deleted later
+            score         REAL NOT NULL,
+            image_id      INTEGER,
+            face_id       INTEGER,
+            above_threshold INTEGER,                   -- 1, 0 or NULL (no threshold)
+            PRIMARY KEY (search_id, probe_id, rank)
+        );
+        CREATE TABLE decisions (
+            decision_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_id     INTEGER NOT NULL REFERENCES searches(search_id),
+            probe_id      TEXT NOT NULL,
+            subject_id    TEXT NOT NULL,
+            stage         TEXT NOT NULL CHECK (stage IN ('first', 'second')),
+            reviewer      TEXT NOT NULL,
+            verdict       TEXT CHECK (verdict IN ('possible match', 'no match', 'inconclusive')),
+            agreement     TEXT CHECK (agreement IN ('confirm', 'disagree')),
+            reason        TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+            time_utc      TEXT NOT NULL,
+            supersedes    INTEGER REFERENCES decisions(decision_id),
+            reviews       INTEGER REFERENCES decisions(decision_id),  -- second stage: the first decision reviewed
+            CHECK ((stage = 'first' AND verdict IS NOT NULL AND agreement IS NULL AND reviews IS NULL)
+                OR (stage = 'second' AND agreement IS NOT NULL AND reviews IS NOT NULL))
+        );
+        CREATE INDEX decisions_search ON decisions(search_id, probe_id, subject_id);
+        -- Recorded searches and decisions are evidence of what happened: never edited.
+        CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+            BEGIN SELECT RAISE(ABORT, 'decisions are never edited: record a new decision that supersedes it'); END;
+        CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+            BEGIN SELECT RAISE(ABORT, 'decisions are never deleted'); END;
+        CREATE TRIGGER search_candidates_no_update BEFORE UPDATE ON search_candidates
+            BEGIN SELECT RAISE(ABORT, 'recorded candidate lists are never edited'); END;
+        CREATE TRIGGER search_candidates_no_delete BEFORE DELETE ON search_candidates
+            BEGIN SELECT RAISE(ABORT, 'recorded candidate lists are never deleted'); END;
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,617 @@
+"""Cases, recorded searches and two-person review.
+
+Retrospective searches are intelligence, not evidence: a candidate is a lead for trained people.
+The force must be able to show later what was searched, why, by whom, with what settings, what
+came back and what people decided. So:
+
+* every search runs inside an **open case** (reference, offence, stated purpose, officer in
+  charge) and is recorded with its probes (source file sha256, frame, time, box, the crop shown,
+  the embeddings that were searched), pack, gallery version, top, threshold, mode and the
+  candidate lists exactly as shown;
+* for each candidate a **first reviewer** records a verdict (possible match, no match,
+  inconclusive) with a reason; a **second reviewer**, a different user, confirms or disagrees
+  with a reason of their own. A change is a new decision that supersedes the old one; recorded
+  searches and decisions are never edited (the database refuses it);
+* every change writes an audit entry in the same transaction (:mod:`workbench.audit`).
+
+A candidate is *pending* until the current first decision has a current second decision, then
+*agreed* (confirmed) or *disputed* (disagreed). Superseding a first decision makes the candidate
+pending again: the second reviewer must look at the new verdict.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import audit
+from .db import connect, transaction
+from .errors import CaseError, ReviewError
+from .types import CandidateList, Probe
+
+
+class CaseStatus(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+
+
+class Verdict(enum.Enum):
+    """A first reviewer's view of one candidate."""
+
+    POSSIBLE_MATCH = "possible match"
+    NO_MATCH = "no match"
+    INCONCLUSIVE = "inconclusive"
+
+    @classmethod
+    def parse(cls, value: "str | Verdict") -> "Verdict":
+        return _parse_enum(cls, value, "verdict")
+
+
+class Agreement(enum.Enum):
+    """A second reviewer's view of the first decision."""
+
+    CONFIRM = "confirm"
+    DISAGREE = "disagree"
+
+    @classmethod
+    def parse(cls, value: "str | Agreement") -> "Agreement":
+        return _parse_enum(cls, value, "agreement")
+
+
+class ReviewStatus(enum.Enum):
+    PENDING = "pending"
+    AGREED = "agreed"
+    DISPUTED = "disputed"
+
+
+def _parse_enum(cls, value, what: str):
+    if isinstance(value, cls):
+        return value
+    text = str(value).strip().lower().replace("_", " ").replace("-", " ")
+    for member in cls:
+        if member.value == text:
+            return member
+    known = ", ".join(repr(m.value) for m in cls)
+    raise ReviewError(f"{what} must be one of {known}, got {value!r}")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True)
+class Case:
+    reference: str
+    offence: str
+    purpose: str
+    officer: str
+    status: CaseStatus
+    created_utc: str
+    created_by: str
+    updated_utc: str
+
+    def as_dict(self) -> dict:
+        return {
+            "reference": self.reference,
+            "offence": self.offence,
+            "purpose": self.purpose,
+            "officer": self.officer,
+            "status": self.status.value,
+            "created_utc": self.created_utc,
+            "created_by": self.created_by,
+            "updated_utc": self.updated_utc,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A probe as recorded with a search (no embedding; see :meth:`CaseStore.probe_faces`)."""
+
+    probe_id: str
+    position: int
+    source_path: str
+    source_sha256: str
+    frame_index: int | None
+    timestamp_s: float | None
+    start_s: float | None
+    end_s: float | None
+    bbox_xyxy: tuple[float, ...] | None
+    quality: float | None
+    n_faces: int
+    crop_png: bytes | None
+
+    def as_dict(self) -> dict:
+        return {
+            "probe_id": self.probe_id,
+            "source": self.source_path,
+            "source_sha256": self.source_sha256,
+            "frame_index": self.frame_index,
+            "timestamp_s": self.timestamp_s,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "bbox_xyxy": list(self.bbox_xyxy) if self.bbox_xyxy else None,
+            "quality": self.quality,
+            "faces": self.n_faces,
+        }
+
+
+@dataclass(frozen=True)
+class RecordedCandidate:
+    probe_id: str
+    rank: int
+    subject_id: str
+    score: float
+    image_id: int | None
+    face_id: int | None
+    above_threshold: bool | None
+
+    def as_dict(self) -> dict:
+        return {
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "score": round(self.score, 4),
+            "image_id": self.image_id,
+            "above_threshold": self.above_threshold,
+        }
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """One recorded search: settings, probes (best first) and the lists exactly as shown."""
+
+    search_id: int
+    case_ref: str
+    time_utc: str
+    user: str
+    pack_id: str
+    gallery_version: dict
+    top: int
+    threshold: float | None
+    mode: str
+    method: str
+    replay_of: int | None
+    probes: tuple[ProbeRecord, ...]
+    candidates: tuple[RecordedCandidate, ...]
+
+    def candidates_of(self, probe_id: str) -> list[RecordedCandidate]:
+        return [c for c in self.candidates if c.probe_id == probe_id]
+
+    def as_dict(self) -> dict:
+        """The ``search --json`` shape of DESIGN.md plus the recorded settings."""
+        probes = [{**p.as_dict(), "candidates": [c.as_dict() for c in self.candidates_of(p.probe_id)]} for p in self.probes]
+        return {
+            "search_id": self.search_id,
+            "case": self.case_ref,
+            "time_utc": self.time_utc,
+            "user": self.user,
+            "pack_id": self.pack_id,
+            "gallery_version": self.gallery_version,
+            "top": self.top,
+            "threshold": self.threshold,
+            "mode": self.mode,
+            "method": self.method,
+            "replay_of": self.replay_of,
+            "candidates": probes[0]["candidates"] if probes else [],
+            "probes": probes,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: int
+    search_id: int
+    probe_id: str
+    subject_id: str
+    stage: str  # "first" | "second"
+    reviewer: str
+    verdict: Verdict | None
+    agreement: Agreement | None
+    reason: str
+    time_utc: str
+    supersedes: int | None
+    reviews: int | None
+
+    def as_dict(self) -> dict:
+        return {
+            "decision_id": self.decision_id,
+            "search_id": self.search_id,
+            "probe_id": self.probe_id,
+            "subject_id": self.subject_id,
+            "stage": self.stage,
+            "reviewer": self.reviewer,
+            "verdict": self.verdict.value if self.verdict else None,
+            "agreement": self.agreement.value if self.agreement else None,
+            "reason": self.reason,
+            "time_utc": self.time_utc,
+            "supersedes": self.supersedes,
+            "reviews": self.reviews,
+        }
+
+
+@dataclass(frozen=True)
+class CandidateReview:
+    """Where the review of one candidate stands: the current decisions and the status."""
+
+    search_id: int
+    probe_id: str
+    rank: int
+    subject_id: str
+    score: float
+    first: Decision | None
+    second: Decision | None
+    status: ReviewStatus
+
+    def as_dict(self) -> dict:
+        return {
+            "search_id": self.search_id,
+            "probe_id": self.probe_id,
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "score": round(self.score, 4),
+            "first": self.first.as_dict() if self.first else None,
+            "second": self.second.as_dict() if self.second else None,
+            "status": self.status.value,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 RGB array as PNG."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class CaseStore:
+    """Cases, searches and decisions in the workspace database, acting as one user.
+
+    Args:
+        conn: the workspace database (see :func:`workbench.db.connect`).
+        user: the person acting; recorded on every change and in the audit log.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, user: str):
+        if not user or not user.strip():
+            raise CaseError("a user name is required to work on cases (--user or WORKBENCH_USER)")
+        self.conn = conn
+        self.user = user.strip()
+
+    @classmethod
+    def open(cls, settings) -> "CaseStore":
+        return cls(connect(settings.db_path), settings.user)
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def new_case(self, reference: str, *, offence: str, purpose: str, officer: str | None = None) -> Case:
+        """Open a case. The purpose says why searching is necessary; it is required.
+
+        Raises:
+            CaseError: empty fields, or the reference exists already.
+        """
+        reference = (reference or "").strip()
+        fields = {"reference": reference, "offence": (offence or "").strip(), "purpose": (purpose or "").strip()}
+        missing = [name for name, value in fields.items() if not value]
+        if missing:
+            raise CaseError(f"a case needs a {', '.join(missing)} (searches must state what they are for)")
+        officer = (officer or self.user).strip()
+        now = utc_now()
+        try:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "INSERT INTO cases (reference, offence, purpose, officer, status, created_utc, created_by, updated_utc) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
+                    (reference, fields["offence"], fields["purpose"], officer, now, self.user, now),
+                )
+                audit.append(self.conn, user=self.user, action="case.new", case_ref=reference, details={"offence": fields["offence"], "purpose": fields["purpose"], "officer": officer})
+        except sqlite3.IntegrityError as exc:
+            raise CaseError(f"case {reference!r} already exists") from exc
+        return self.case(reference)
+
+    def case(self, reference: str) -> Case:
+        row = self.conn.execute("SELECT * FROM cases WHERE reference = ?", (reference,)).fetchone()
+        if row is None:
+            raise CaseError(f"no case {reference!r}; create it with `workbench case new {reference} --offence ... --purpose ...`")
+        return _case(row)
+
+    def cases(self, status: CaseStatus | str | None = None) -> list[Case]:
+        if status is None:
+            rows = self.conn.execute("SELECT * FROM cases ORDER BY created_utc, reference").fetchall()
+        else:
+            value = status.value if isinstance(status, CaseStatus) else CaseStatus(status).value
+            rows = self.conn.execute("SELECT * FROM cases WHERE status = ? ORDER BY created_utc, reference", (value,)).fetchall()
+        return [_case(r) for r in rows]
+
+    def set_status(self, reference: str, status: CaseStatus, *, reason: str = "") -> Case:
+        """Close, archive or reopen a case (an archived case stays archived)."""
+        case = self.case(reference)
+        if case.status == status:
+            return case
+        if case.status == CaseStatus.ARCHIVED:
+            raise CaseError(f"case {reference!r} is archived and cannot change status")
+        with transaction(self.conn):
+            self.conn.execute("UPDATE cases SET status = ?, updated_utc = ? WHERE reference = ?", (status.value, utc_now(), reference))
+            audit.append(self.conn, user=self.user, action=f"case.{status.value}", case_ref=reference, details={"from": case.status.value, "to": status.value, "reason": reason})
+        return self.case(reference)
+
+    def require_open(self, reference: str | None) -> Case:
+        """The case a search will be recorded in.
+
+        Raises:
+            CaseError: no reference given (searches run only inside a case), unknown, or not open.
+        """
+        if not reference:
+            raise CaseError(
+                "a search must run inside an open case: create one with `workbench case new REF --offence ... "
+                "--purpose ...` and pass --case REF"
+            )
+        case = self.case(reference)
+        if case.status != CaseStatus.OPEN:
+            raise CaseError(f"case {reference!r} is {case.status.value}: it accepts no new searches")
+        return case
+
+    # -- searches -------------------------------------------------------------------------------
+
+    def record_search(
+        self,
+        case_ref: str,
+        results: Sequence[tuple[Probe, CandidateList]],
+        *,
+        top: int,
+        gallery_version: dict,
+        probe_details: dict[str, dict] | None = None,
+        replay_of: int | None = None,
+    ) -> SearchRun:
+        """Record a search exactly as shown, with its audit entry, in one transaction.
+
+        Args:
+            results: (probe, candidate list) pairs in the order shown (best probe first).
+            top: the list length asked for.
+            gallery_version: what was searched (index build and checksum, live counts).
+            probe_details: per probe id, optional ``source_sha256``, ``frame_index``,
+                ``timestamp_s``, ``bbox_xyxy``, ``crop`` (RGB array shown to reviewers). Missing
+                hashes are computed from the probe's source file; a missing crop falls back
+                to the best face's aligned crop.
+        """
+        self.require_open(case_ref)
+        if not results:
+            raise CaseError("nothing to record: the search had no probe faces")
+        details = probe_details or {}
+        first = results[0][1]
+        now = utc_now()
+        with transaction(self.conn):
+            cursor = self.conn.execute(
+                "INSERT INTO searches (case_ref, time_utc, user, pack_id, gallery_version, top, threshold, mode, method, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (case_ref, now, self.user, f"{first.pack_id.name}@{first.pack_id.recogniser_sha256}", json.dumps(gallery_version, sort_keys=True),
+                 int(top), first.threshold, first.mode.value, first.method, replay_of),
+            )
+            search_id = int(cursor.lastrowid)
+            summary = []
+            for position, (probe, found) in enumerate(results):
+                info = self._probe_row(probe, details.get(probe.probe_id, {}))
+                self.conn.execute(
+                    "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (search_id, probe.probe_id, position, probe.source, info["sha256"], info["frame_index"], info["timestamp_s"], probe.start_s, probe.end_s,
+                     json.dumps(info["bbox"]) if info["bbox"] else None, probe.quality, len(probe.faces), info["crop_png"], info["dim"], info["embeddings"]),
+                )
+                self.conn.executemany(
+                    "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, image_id, face_id, above_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(search_id, probe.probe_id, c.rank, c.subject_id, float(c.score), c.image_id, c.face_id, None if c.above_threshold is None else int(c.above_threshold)) for c in found],
+                )
+                summary.append({
+                    "probe_id": probe.probe_id, "source_sha256": info["sha256"], "frame_index": info["frame_index"], "timestamp_s": info["timestamp_s"],
+                    "start_s": probe.start_s, "end_s": probe.end_s, "faces": len(probe.faces),
+                    "candidates": [[c.subject_id, round(float(c.score), 4)] for c in found],
+                })
+            audit.append(
+                self.conn, user=self.user, action="search.replay" if replay_of else "search.run", case_ref=case_ref,
+                details={"search_id": search_id, "replay_of": replay_of, "pack_id": str(first.pack_id), "gallery_version": gallery_version,
+                         "top": int(top), "threshold": first.threshold, "mode": first.mode.value, "method": first.method, "probes": summary},
+            )
+        return self.search(search_id)
+
+    @staticmethod
+    def _probe_row(probe: Probe, info: dict) -> dict:
+        best = max(probe.faces, key=lambda f: f.quality.score if f.quality else 0.0)
+        sha = info.get("source_sha256")
+        if not sha:
+            path = Path(probe.source)
+            sha = file_sha256(path) if path.is_file() else ""
+        crop = info.get("crop")
+        if crop is None:
+            crop = best.aligned
+        embeddings = np.stack([f.embedding for f in probe.faces]).astype("<f4")
+        return {
+            "sha256": sha,
+            "frame_index": info.get("frame_index"),
+            "timestamp_s": info.get("timestamp_s"),
+            "bbox": [round(float(v), 1) for v in info.get("bbox_xyxy", best.bbox_xyxy)],
+            "crop_png": png_bytes(crop) if crop is not None else None,
+            "dim": embeddings.shape[1],
+            "embeddings": embeddings.tobytes(),
+        }
+
+    def search(self, search_id: int) -> SearchRun:
+        row = self.conn.execute("SELECT * FROM searches WHERE search_id = ?", (int(search_id),)).fetchone()
+        if row is None:
+            raise CaseError(f"no recorded search {search_id}")
+        probes = [
+            ProbeRecord(
+                p["probe_id"], p["position"], p["source_path"], p["source_sha256"], p["frame_index"], p["timestamp_s"], p["start_s"], p["end_s"],
+                tuple(json.loads(p["bbox_json"])) if p["bbox_json"] else None, p["quality"], p["n_faces"], p["crop_png"],
+            )
+            for p in self.conn.execute("SELECT * FROM search_probes WHERE search_id = ? ORDER BY position", (row["search_id"],))
+        ]
+        order = {p.probe_id: p.position for p in probes}
+        candidates = sorted(
+            (
+                RecordedCandidate(c["probe_id"], c["rank"], c["subject_id"], c["score"], c["image_id"], c["face_id"], None if c["above_threshold"] is None else bool(c["above_threshold"]))
+                for c in self.conn.execute("SELECT * FROM search_candidates WHERE search_id = ?", (row["search_id"],))
+            ),
+            key=lambda c: (order.get(c.probe_id, 0), c.rank),
+        )
+        return SearchRun(
+            row["search_id"], row["case_ref"], row["time_utc"], row["user"], row["pack_id"], json.loads(row["gallery_version"]),
+            row["top"], row["threshold"], row["mode"], row["method"], row["replay_of"], tuple(probes), tuple(candidates),
+        )
+
+    def searches(self, case_ref: str) -> list[SearchRun]:
+        self.case(case_ref)
+        ids = [r[0] for r in self.conn.execute("SELECT search_id FROM searches WHERE case_ref = ? ORDER BY search_id", (case_ref,))]
+        return [self.search(i) for i in ids]
+
+    def probe_embeddings(self, search_id: int) -> dict[str, np.ndarray]:
+        """The embeddings each probe was searched with: probe id -> (n_faces, D) float32."""
+        rows = self.conn.execute("SELECT probe_id, embedding_dim, embeddings FROM search_probes WHERE search_id = ? ORDER BY position", (int(search_id),))
+        return {r["probe_id"]: np.frombuffer(r["embeddings"], "<f4").reshape(-1, r["embedding_dim"]).copy() for r in rows}
+
+    # -- review ---------------------------------------------------------------------------------
+
+    def _candidate(self, search_id: int, subject_id: str, probe_id: str | None) -> RecordedCandidate:
+        run = self.search(search_id)
+        matches = [c for c in run.candidates if c.subject_id == subject_id and (probe_id is None or c.probe_id == probe_id)]
+        if not matches:
+            where = f" for probe {probe_id!r}" if probe_id else ""
+            raise ReviewError(f"subject {subject_id!r} is not a candidate of search {search_id}{where}")
+        if len(matches) > 1:
+            probes = ", ".join(sorted(c.probe_id for c in matches))
+            raise ReviewError(f"subject {subject_id!r} is a candidate of several probes of search {search_id} ({probes}); say which with --probe")
+        return matches[0]
+
+    def _current(self, search_id: int, probe_id: str, subject_id: str, stage: str) -> Decision | None:
+        """The latest decision of a stage that no later decision supersedes."""
+        rows = self.conn.execute(
+            "SELECT * FROM decisions d WHERE search_id = ? AND probe_id = ? AND subject_id = ? AND stage = ? "
+            "AND NOT EXISTS (SELECT 1 FROM decisions s WHERE s.supersedes = d.decision_id) ORDER BY decision_id DESC LIMIT 1",
+            (int(search_id), probe_id, subject_id, stage),
+        ).fetchone()
+        return _decision(rows) if rows else None
+
+    def record_first(self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None) -> Decision:
+        """The first reviewer's verdict on a candidate; replaces (supersedes) an earlier one."""
+        verdict = Verdict.parse(verdict)
+        candidate = self._candidate(search_id, subject_id, probe_id)
+        run = self.search(search_id)
+        self._require_reviewable(run)
+        previous = self._current(search_id, candidate.probe_id, subject_id, "first")
+        return self._insert_decision(run, candidate, "first", verdict=verdict, agreement=None, reason=reason, supersedes=previous.decision_id if previous else None, reviews=None)
+
+    def record_second(self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None) -> Decision:
+        """The second reviewer confirms or disagrees with the current first decision.
+
+        Raises:
+            ReviewError: no first decision yet, or the second reviewer is the first reviewer.
+        """
+        agreement = Agreement.parse(agreement)
+        candidate = self._candidate(search_id, subject_id, probe_id)
+        run = self.search(search_id)
+        self._require_reviewable(run)
+        first = self._current(search_id, candidate.probe_id, subject_id, "first")
+        if first is None:
+            raise ReviewError(f"subject {subject_id!r} in search {search_id} has no first decision to review yet")
+        if first.reviewer == self.user:
+            raise ReviewError(
+                f"{self.user} made the first decision on {subject_id!r} in search {search_id}; the second review must be by a different person"
+            )
+        previous = self._current(search_id, candidate.probe_id, subject_id, "second")
+        return self._insert_decision(run, candidate, "second", verdict=None, agreement=agreement, reason=reason,
+                                     supersedes=previous.decision_id if previous else None, reviews=first.decision_id)
+
+    def _require_reviewable(self, run: SearchRun) -> None:
+        case = self.case(run.case_ref)
+        if case.status == CaseStatus.ARCHIVED:
+            raise ReviewError(f"case {run.case_ref!r} is archived: no further decisions")
+
+    def _insert_decision(self, run: SearchRun, candidate: RecordedCandidate, stage: str, *, verdict, agreement, reason, supersedes, reviews) -> Decision:
+        reason = (reason or "").strip()
+        if not reason:
+            raise ReviewError("every decision needs a written reason")
+        now = utc_now()
+        with transaction(self.conn):
+            cursor = self.conn.execute(
+                "INSERT INTO decisions (search_id, probe_id, subject_id, stage, reviewer, verdict, agreement, reason, time_utc, supersedes, reviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.search_id, candidate.probe_id, candidate.subject_id, stage, self.user, verdict.value if verdict else None,
+                 agreement.value if agreement else None, reason, now, supersedes, reviews),
+            )
+            decision_id = int(cursor.lastrowid)
+            audit.append(
+                self.conn, user=self.user, action=f"review.{stage}", case_ref=run.case_ref,
+                details={"decision_id": decision_id, "search_id": run.search_id, "probe_id": candidate.probe_id, "subject_id": candidate.subject_id,
+                         "rank": candidate.rank, "verdict": verdict.value if verdict else None, "agreement": agreement.value if agreement else None,
+                         "reason": reason, "supersedes": supersedes, "reviews": reviews},
+            )
+        return _decision(self.conn.execute("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone())
+
+    def decisions(self, *, case_ref: str | None = None, search_id: int | None = None) -> list[Decision]:
+        """Every decision (current and superseded) of a case or a search, oldest first."""
+        if search_id is not None:
+            rows = self.conn.execute("SELECT * FROM decisions WHERE search_id = ? ORDER BY decision_id", (int(search_id),))
+        elif case_ref is not None:
+            rows = self.conn.execute(
+                "SELECT d.* FROM decisions d JOIN searches s ON s.search_id = d.search_id WHERE s.case_ref = ? ORDER BY d.decision_id", (case_ref,)
+            )
+        else:
+            raise ValueError("give a case reference or a search id")
+        return [_decision(r) for r in rows]
+
+    def review(self, search_id: int) -> list[CandidateReview]:
+        """Where the review of every candidate of a search stands, in the order shown."""
+        run = self.search(search_id)
+        reviews = []
+        for c in run.candidates:
+            first = self._current(run.search_id, c.probe_id, c.subject_id, "first")
+            second = self._current(run.search_id, c.probe_id, c.subject_id, "second")
+            if second is not None and (first is None or second.reviews != first.decision_id):
+                second = None  # it reviewed a first decision that has since been superseded
+            if first is None or second is None:
+                status = ReviewStatus.PENDING
+            else:
+                status = ReviewStatus.AGREED if second.agreement == Agreement.CONFIRM else ReviewStatus.DISPUTED
+            reviews.append(CandidateReview(run.search_id, c.probe_id, c.rank, c.subject_id, c.score, first, second, status))
+        return reviews
+
+    def case_review(self, case_ref: str) -> dict[str, int]:
+        """Counts of agreed, disputed and pending candidates over a case's searches."""
+        counts = {s.value: 0 for s in ReviewStatus}
+        for run in self.searches(case_ref):
+            for item in self.review(run.search_id):
+                counts[item.status.value] += 1
+        return counts
+
+
+def _case(row) -> Case:
+    return Case(row["reference"], row["offence"], row["purpose"], row["officer"], CaseStatus(row["status"]), row["created_utc"], row["created_by"], row["updated_utc"])
+
+
+def _decision(row) -> Decision:
+    return Decision(
+        row["decision_id"], row["search_id"], row["probe_id"], row["subject_id"], row["stage"], row["reviewer"],
+        Verdict(row["verdict"]) if row["verdict"] else None, Agreement(row["agreement"]) if row["agreement"] else None,
+        row["reason"], row["time_utc"], row["supersedes"], row["reviews"],
+    )
