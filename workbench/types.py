@@ -278,3 +278,135 @@ class Probe:
         """Best face quality score in [0, 1], or None when no face has a quality record."""
         scores = [f.quality.score for f in self.faces if f.quality is not None]
         return max(scores) if scores else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Footage (issue 4): faces found in video or stills, linked into tracks.
+
+
+@dataclass(frozen=True)
+class FootageFace:
+    """One face found in one sampled frame of footage.
+
+    Attributes:
+        track_id: the track this face belongs to (1-based within its source).
+        frame_index: position of the frame in presentation order (0-based; for a folder of
+            stills, the position of the still in the sorted listing).
+        timestamp_s: presentation time of the frame, seconds from the start of the footage.
+        face: the face; its ``aligned`` crop is dropped to keep long footage in memory (see
+            ``FootageResult.thumbnail`` to get pixels back on demand).
+    """
+
+    track_id: int
+    frame_index: int
+    timestamp_s: float
+    face: Face
+
+    @property
+    def quality_score(self) -> float:
+        return self.face.quality.score if self.face.quality else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "frame_index": self.frame_index,
+            "timestamp_s": round(float(self.timestamp_s), 3),
+            "bbox_xyxy": [round(v, 1) for v in self.face.bbox_xyxy],
+            "quality": round(self.quality_score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person followed through footage: their faces in time order and the best shot.
+
+    Attributes:
+        track_id: 1-based, in order of first appearance (then left to right) within the source.
+        source_path: the video file, still or folder of stills the track was found in.
+        source_sha256: sha256 of that source (for a folder, of its listing; see footage.py).
+        faces: the track's faces, strictly increasing in ``frame_index``.
+        best_index: position in ``faces`` of the best shot (highest quality score, earliest
+            on ties).
+    """
+
+    track_id: int
+    source_path: str
+    source_sha256: str
+    faces: tuple[FootageFace, ...]
+    best_index: int
+
+    def __post_init__(self) -> None:
+        faces = tuple(self.faces)
+        if not faces:
+            raise ValueError(f"track {self.track_id} has no faces")
+        if not 0 <= self.best_index < len(faces):
+            raise ValueError(f"best_index must be in [0, {len(faces)}), got {self.best_index}")
+        frames = [f.frame_index for f in faces]
+        if any(b <= a for a, b in zip(frames, frames[1:])):
+            raise ValueError(f"track {self.track_id}: faces must be in increasing frame order, got {frames}")
+        if any(f.track_id != self.track_id for f in faces):
+            raise ValueError(f"track {self.track_id}: every face must carry track_id {self.track_id}")
+        object.__setattr__(self, "faces", faces)
+
+    @property
+    def best(self) -> FootageFace:
+        return self.faces[self.best_index]
+
+    @property
+    def start_s(self) -> float:
+        return self.faces[0].timestamp_s
+
+    @property
+    def end_s(self) -> float:
+        return self.faces[-1].timestamp_s
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def quality(self) -> float:
+        """Quality score of the best shot, in [0, 1]."""
+        return self.best.quality_score
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary: times, size and best shot (no embeddings, no pixels)."""
+        return {
+            "track_id": self.track_id,
+            "source": self.source_path,
+            "sha256": self.source_sha256,
+            "start_s": round(float(self.start_s), 3),
+            "end_s": round(float(self.end_s), 3),
+            "n_faces": self.n_faces,
+            "quality": round(self.quality, 4),
+            "best": self.best.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Faces of one person to search with: a face of a still, a face track, or several stills.
+
+    Attributes:
+        probe_id: unique within one search run (e.g. ``"cctv.jpg#face2"``, a track id).
+        source: the file the faces came from (several joined by ``;``).
+        faces: one or more faces with embeddings; their scores fuse (max) into one list.
+        start_s: for video, time of the first face in seconds from the start; None for stills.
+        end_s: for video, time of the last face; None for stills.
+    """
+
+    probe_id: str
+    source: str
+    faces: tuple[Face, ...]
+    start_s: float | None = None
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "faces", tuple(self.faces))
+        if not self.faces:
+            raise ValueError(f"probe {self.probe_id!r} holds no faces")
+
+    @property
+    def quality(self) -> float | None:
+        """Best face quality score in [0, 1], or None when no face has a quality record."""
+        scores = [f.quality.score for f in self.faces if f.quality is not None]
+        return max(scores) if scores else None
