@@ -9,7 +9,7 @@ from __future__ import annotations
 EXIT_OK, EXIT_ERROR = 0, 1
 
 #: modules under workbench/commands, in the order they appear in ``workbench --help``.
-COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "demo"]
+COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "settings", "demo"]
 
 
 def engine_for(settings):
