@@ -1,0 +1,163 @@
+"""Scale-out on Dask: the same footage extraction, spread over worker processes or a cluster.
+
+``dask_client(settings)`` gives a client: a ``LocalCluster`` of ``settings.dask_workers``
+single-threaded worker processes by default, or the scheduler at ``settings.dask_scheduler``
+("tcp://host:8786") for a real cluster. Workers must see the same files (footage and the
+workspace's ``models/``) at the same paths, e.g. on a shared file system.
+
+:func:`extract_on_dask` runs the three steps of :mod:`workbench.footage`:
+
+1. ``plan_source`` for every path, one task each (sha256 and the frame index read the whole
+   file, so they run next to the data, not on the client);
+2. ``detect_chunk`` for every chunk of every source, one task each, with a FaceEngine cached
+   per worker process (``threads=1``: one process per core beats threads inside onnxruntime);
+3. ``assemble`` on the client, per source, with the chunks in plan order.
+
+Results come back in input order and are identical to :func:`workbench.footage.extract`:
+chunks are whole sampling slots, frame indices come from the planner's index, and tracking
+runs once over the whole time line, so chunk borders leave no trace in the tracks, their
+order or their ids (a track crossing a border is one track).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from dask.distributed import Client, LocalCluster, wait
+
+from .config import Settings
+from .errors import WorkbenchError
+from .footage import DEFAULT_CHUNK_S, ChunkResult, FootageResult, Sampling, assemble, detect_chunk, plan_source
+from .tracking import TrackerConfig
+
+#: FaceEngines of this worker process, by the settings that shape them.
+_ENGINES: dict[tuple, object] = {}
+
+
+@contextmanager
+def dask_client(settings: Settings, *, workers: int | None = None, connect_timeout_s: float = 20.0) -> Iterator[Client]:
+    """A Dask client for the settings: their scheduler address, else a LocalCluster.
+
+    Args:
+        settings: ``dask_scheduler`` (address or None) and ``dask_workers``.
+        workers: LocalCluster worker processes (default ``settings.dask_workers``); ignored
+            with a scheduler address.
+        connect_timeout_s: how long to keep trying a scheduler address.
+    """
+    if settings.dask_scheduler:
+        try:
+            client = Client(settings.dask_scheduler, timeout=f"{connect_timeout_s}s")
+        except (OSError, TimeoutError) as exc:
+            raise WorkbenchError(f"cannot reach the Dask scheduler at {settings.dask_scheduler} ({exc})") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n_workers = workers or settings.dask_workers
+    # One thread per worker process: the engine runs onnxruntime single-threaded, so the
+    # processes, not threads, use the cores. No dashboard: nothing should listen on a port
+    # the user did not ask for.
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _engine_key(settings: Settings) -> tuple:
+    return (str(settings.home), settings.pack, settings.detection_threshold, settings.min_face_px, settings.embed_batch_size, settings.max_image_pixels)
+
+
+def worker_engine(settings: Settings):
+    """This process's FaceEngine for the settings, loaded once (single-threaded onnxruntime)."""
+    from .engine import FaceEngine
+
+    key = _engine_key(settings)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = FaceEngine.from_settings(settings, threads=1)
+    return engine
+
+
+def _plan_task(path: str, sampling: Sampling, chunk_s: float | None):
+    return plan_source(path, sampling, chunk_s=chunk_s)
+
+
+def _detect_task(chunk, settings: Settings) -> ChunkResult:
+    return detect_chunk(chunk, worker_engine(settings))
+
+
+def extract_on_dask(
+    paths: Iterable[str | os.PathLike],
+    settings: Settings,
+    *,
+    sampling: Sampling | None = None,
+    tracking: TrackerConfig | None = None,
+    chunk_s: float | None = DEFAULT_CHUNK_S,
+    client: Client | None = None,
+    return_errors: bool = False,
+) -> list[FootageResult | WorkbenchError]:
+    """Extract face tracks from many sources, or long ones cut into ``chunk_s`` chunks, on Dask.
+
+    Args:
+        paths: videos, stills or folders of stills.
+        settings: pack and detection settings (workers load the same pack), cluster settings.
+        sampling: frames to analyse; default ``Sampling(fps=settings.footage_fps)``.
+        tracking: tracker parameters.
+        chunk_s: seconds of footage per task (None = one task per source).
+        client: an existing client; default: one from :func:`dask_client` for this call.
+        return_errors: put the error of a source that cannot be read in its place in the
+            list instead of raising it (the other sources are still extracted).
+
+    Returns:
+        One FootageResult per path, in input order, equal to the single-process result.
+
+    Raises:
+        FootageError: a source cannot be read (the first in input order), unless
+            ``return_errors``.
+    """
+    paths = [str(p) for p in paths]
+    sampling = sampling or Sampling(fps=settings.footage_fps)
+    if client is None:
+        with dask_client(settings) as own:
+            return extract_on_dask(
+                paths, settings, sampling=sampling, tracking=tracking, chunk_s=chunk_s, client=own, return_errors=return_errors
+            )
+    # pure=False: a file can change between calls under the same name; never reuse old results.
+    plans = _outcomes(client, client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, pure=False), return_errors)
+    chunks = [chunk for plan in plans if not isinstance(plan, WorkbenchError) for chunk in plan.chunks]
+    results = iter(_outcomes(client, client.map(_detect_task, chunks, settings=settings, pure=False), return_errors))
+    out: list[FootageResult | WorkbenchError] = []
+    for plan in plans:
+        if isinstance(plan, WorkbenchError):
+            out.append(plan)
+            continue
+        mine = [next(results) for _ in plan.chunks]
+        error = next((r for r in mine if isinstance(r, WorkbenchError)), None)
+        out.append(error if error is not None else assemble(plan, mine, tracking))
+    return out
+
+
+def _outcomes(client: Client, futures: list, return_errors: bool) -> list:
+    """Results in order; with ``return_errors``, a task's WorkbenchError stands in its place
+    (any other exception is a bug and is raised)."""
+    if not return_errors:
+        return client.gather(futures)
+    wait(futures)
+    out = []
+    for future in futures:
+        if future.status == "error":
+            error = future.exception()
+            if not isinstance(error, WorkbenchError):
+                raise error
+            out.append(error)
+        else:
+            out.append(future.result())
+    return out
