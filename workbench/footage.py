@@ -71,10 +71,10 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
-from .errors import FootageError, ImageError
+from .errors import FootageError, ImageError, NoFaceError
 from .images import IMAGE_SUFFIXES, load_image
-from .tracking import FrameFaces, TrackerConfig, track_tracks
-from .types import Track
+from .tracking import FrameFaces, TrackerConfig, probe_faces, track_tracks
+from .types import Probe, Track
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +95,10 @@ MAX_DECODE_ERRORS = 25
 ANALYSE_BATCH = 4
 #: default chunk length for scale-out, seconds of footage.
 DEFAULT_CHUNK_S = 60.0
+#: faces of a track used as a search probe: quality at least this (the best shot always)...
+PROBE_MIN_QUALITY = 0.4
+#: ...and at most this many, the best first (more add little and cost search time).
+PROBE_MAX_FACES = 10
 
 
 class FootageWarning(UserWarning):
@@ -693,6 +697,40 @@ def extract_many(
                 raise
             out.append(exc)
     return out
+
+
+def video_probes(
+    path: str | os.PathLike,
+    engine: FaceEngine,
+    *,
+    sampling: Sampling | None = None,
+    min_quality: float = PROBE_MIN_QUALITY,
+    max_faces: int = PROBE_MAX_FACES,
+) -> list[Probe]:
+    """One search probe per face track of a video (or folder of stills), best quality first.
+
+    Each probe holds the track's good faces (:func:`workbench.tracking.probe_faces`), whose
+    scores the search fuses, and the track's times. ``probe_id`` is ``"<file name>#track<id>"``.
+
+    Raises:
+        FootageError: the footage cannot be read.
+        NoFaceError: no face track was found.
+    """
+    result = extract(path, engine, sampling=sampling)
+    if not result.tracks:
+        raise NoFaceError(f"{path}: no face found in {result.frames_sampled} sampled frames; a video probe needs at least one face track")
+    name = Path(path).name
+    probes = [
+        Probe(
+            probe_id=f"{name}#track{t.track_id}",
+            source=str(path),
+            faces=tuple(probe_faces(t, min_quality=min_quality, max_faces=max_faces)),
+            start_s=round(t.start_s, 3),
+            end_s=round(t.end_s, 3),
+        )
+        for t in result.tracks
+    ]
+    return sorted(probes, key=lambda p: -(p.quality or 0.0))
 
 
 # -- results ---------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Each face found in an image is one probe (a person), searched on its own; probes are listed
 best quality first and the top-level ``candidates`` repeat the first probe's list. With
 ``--fuse`` the images are stills of one person: the most prominent face of each fuses into one
-probe. Video probes branch in :func:`probes_from_path` (they arrive with the footage issue).
+probe. A video gives one probe per face track (its good faces fused), branching in
+:func:`probes_from_path`; with ``--fuse`` only its best-quality track is used.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import NoFaceError, WorkbenchError
+from ..errors import NoFaceError
 from . import EXIT_OK, engine_for
 
 if TYPE_CHECKING:
@@ -31,9 +32,11 @@ def probes_from_path(path: str, engine, *, fuse: bool = False) -> list:
     from ..types import Probe
 
     if Path(path).suffix.lower() in VIDEO_SUFFIXES:
-        # Video: one probe per face track (its best shots as faces, start_s/end_s from the
-        # track). The footage module supplies the tracks; until then this is a clear error.
-        raise WorkbenchError(f"{path}: video probes are not supported yet (they come with `workbench footage`); search stills of the faces instead")
+        # Video: one probe per face track, its good faces fused (see footage.video_probes).
+        from ..footage import video_probes
+
+        probes = video_probes(path, engine)
+        return probes[:1] if fuse else probes
     faces = engine.analyse(path)
     if not faces:
         raise NoFaceError(f"{path}: no face found; a probe image needs at least one face of at least {engine.settings.min_face_px} px")
