@@ -52,9 +52,7 @@ import html
 import importlib.util
 import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +71,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus.doctemplate import LayoutError
 
 from .errors import WorkbenchError
+from .fileio import atomic_write
 
 CAVEAT = (
     "A candidate in this report is an investigative lead, not an identification. The system does "
@@ -889,23 +888,11 @@ def _format_for(out: Path) -> str:
 
 
 def _write_atomically(out: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``out``, flush it to disk, then rename it over ``out``."""
+    """Write atomically (see :func:`workbench.fileio.atomic_write`), owner-only: it holds custody images."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        atomic_write(out, payload, mode=0o600)
     except OSError as exc:
-        raise WorkbenchError(f"{out}: cannot create the report file ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, out)
-    except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise WorkbenchError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
-        raise
+        raise WorkbenchError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
 
 
 def write_report(data: ReportData, out: Path) -> Path:

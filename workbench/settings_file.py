@@ -7,8 +7,6 @@ and the audit log records who changed what from which value to which.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from . import audit
 from .config import SETTINGS_FILE, Settings, _coerce
 from .db import connect, transaction
 from .errors import ConfigError
+from .fileio import atomic_write
 
 #: settings that are not stored in the file (they come from the command line per run).
 NOT_IN_FILE = frozenset({"home", "user"})
@@ -44,14 +43,6 @@ def set_setting(settings: Settings, name: str, raw_value: str) -> tuple[object, 
         data[name] = str(new) if isinstance(new, Path) else new
     conn = connect(settings.db_path)
     with transaction(conn):
-        _write_atomic(path, tomli_w.dumps(data).encode())
+        atomic_write(path, tomli_w.dumps(data).encode(), mode=0o644)
         audit.append(conn, user=settings.user, action="settings.change", details={"setting": name, "old": old, "new": new, "file": str(path)})
     return old, new
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelPackError
+from ..fileio import atomic_write
 from ..types import PackId
 from .runtime import Preprocessing
 
@@ -185,22 +186,7 @@ def _write_manifest(info: PackInfo, folder: Path) -> None:
         "licence": info.licence,
         "source": info.source,
     }
-    _atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / MANIFEST, json.dumps(data, indent=2).encode())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +229,7 @@ def ensure_default_pack(models_dir: Path) -> PackInfo:
         except Exception as exc:  # onnx raises several untyped errors for malformed graphs
             raise ModelPackError(f"{source}: cannot convert to float32 ONNX ({exc})") from exc
         target = folder / OPENCV_ZOO_FILES[role]
-        _atomic_write(target, converted)
+        atomic_write(target, converted)
         files[target.name] = hashlib.sha256(converted).hexdigest()
     info = PackInfo(
         name=DEFAULT_PACK,
