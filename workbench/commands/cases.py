@@ -167,3 +167,21 @@ def register(commands, add) -> None:
     p = add(audit_parser, "export", cmd_audit_export, "write the audit entries (of one case) to CSV for disclosure")
     p.add_argument("--case", help="only this case's entries")
     p.add_argument("--out", required=True)
+    register_report(commands, add)
+
+
+def cmd_report(args, settings: Settings, out: Output) -> int:
+    from ..case_export import export_report
+
+    result = export_report(settings, args.reference, args.out)
+    lines = f"wrote {result['out']} ({result['searches']} search(es), {result['decisions']} decision(s)); sha256 {result['sha256']}"
+    if not result["audit_ok"]:
+        lines += "\nWARNING: the audit chain failed verification; the report says so"
+    out.emit(result, lines)
+    return EXIT_OK
+
+
+def register_report(commands, add) -> None:
+    p = add(commands, "report", cmd_report, "export a case report for disclosure (PDF or HTML by suffix)")
+    p.add_argument("reference")
+    p.add_argument("--out", required=True, help="FILE.pdf or FILE.html")
