@@ -356,3 +356,15 @@ def test_workspace_copy_keeps_working(sample_home, tmp_path):
     with Gallery.open(Settings(home=home)) as gallery:
         assert set(SAMPLE_SUBJECTS) == {r[0] for r in gallery.conn.execute("SELECT subject_id FROM subjects")}
         assert np.isclose(np.linalg.norm(np.frombuffer(_stored_embedding(gallery, "HANKS"), "<f4")), 1.0, atol=1e-3)
+
+
+def test_rebuilding_an_emptied_gallery_deletes_the_index(sample_gallery):
+    sample_gallery.rebuild()
+    for subject in SAMPLE_SUBJECTS:
+        sample_gallery.remove_subject(subject, vacuum=False)
+    manifest = sample_gallery.rebuild()
+    index_dir = sample_gallery.settings.index_dir
+    assert manifest["count"] == 0 and read_manifest(index_dir) is None
+    assert [p for p in index_dir.iterdir() if p.is_dir()] == []
+    stats = sample_gallery.stats()
+    assert stats["faces"] == 0 and stats["index"] is None and stats["removed_since_build"] == 0

@@ -224,18 +224,19 @@ def test_removed_records_vanish_from_index_search_before_any_rebuild(mixed_home,
         assert g.stats()["removed_since_build"] == 2  # both faces of that identity
 
 
-def test_exact_topk_matches_a_full_sort_with_hidden_rows_and_chunks():
-    rng = np.random.default_rng(0)
-    matrix = rng.standard_normal((1000, 16)).astype(np.float32)
+@pytest.mark.parametrize("rows_n, n_probes, chunk", [(1000, 3, 128), (30_000, 40, 4096), (5000, 1, 65536)])
+def test_exact_topk_matches_a_full_sort_with_hidden_rows_and_chunks(rows_n, n_probes, chunk):
+    rng = np.random.default_rng(rows_n)
+    matrix = rng.standard_normal((rows_n, 16)).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    probes = matrix[[3, 500, 999]] + 0.1
-    hidden = np.zeros(1000, bool)
-    hidden[[3, 10, 999]] = True
-    rows, scores = exact_topk(matrix, probes, 25, hidden=hidden, chunk_rows=128)
+    probes = matrix[rng.choice(rows_n, n_probes, replace=False)] + 0.1
+    hidden = np.zeros(rows_n, bool)
+    hidden[[3, 10, rows_n - 1]] = True
+    rows, scores = exact_topk(matrix, probes, 25, hidden=hidden, chunk_rows=chunk)
     full = probes @ matrix.T
     full[:, hidden] = -np.inf
     expected = np.argsort(-full, axis=1, kind="stable")[:, :25]
     assert np.array_equal(rows, expected)
     assert np.allclose(scores, np.take_along_axis(full, expected, axis=1))
     rows, _ = exact_topk(matrix[:5], probes, 25, hidden=hidden[:5])
-    assert rows.shape == (3, 4)  # only 4 visible rows
+    assert rows.shape == (n_probes, 4)  # only 4 visible rows

@@ -46,7 +46,7 @@ from . import audit
 from .config import Settings
 from .db import connect, transaction
 from .errors import GalleryError, PackMismatchError
-from .gallery_index import IndexBuild, exact_topk, load_build, new_build, read_manifest, verify_build
+from .gallery_index import IndexBuild, clear_index, exact_topk, load_build, new_build, read_manifest, verify_build
 from .types import Face, PackId
 
 #: rows read from SQLite per fetch when loading embeddings.
@@ -491,6 +491,8 @@ class Gallery:
         n_trees = int(n_trees or self.settings.index_n_trees)
         if n_trees < 1:
             raise GalleryError(f"n_trees must be at least 1, got {n_trees}")
+        if self.counts()["faces"] == 0:
+            return self._clear_index()
         started = time.monotonic()
         with new_build(self.settings.index_dir) as writer:
             self.conn.execute("BEGIN")  # one consistent snapshot of the store for the whole read
@@ -529,6 +531,14 @@ class Gallery:
         from .search import search
 
         return search(self, probe_faces, **kwargs)
+
+    def _clear_index(self) -> dict:
+        """An empty gallery has no index: delete it (it may hold embeddings of removed subjects)."""
+        clear_index(self.settings.index_dir)
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM gallery_removed_faces")
+            audit.append(self.conn, user=self.settings.user, action="gallery.rebuild", details={"build_id": None, "count": 0})
+        return {"build_id": None, "count": 0, "n_trees": 0, "pack_id": None, "files": {}, "built_utc": utc_now(), "build_seconds": 0.0, "dim": 0}
 
     def verify_index(self) -> list[str]:
         """Recompute the checksums of the index in use; the problems found (empty = intact)."""

@@ -57,9 +57,14 @@ FACE_IDS_FILE = "face_ids.npy"
 LOCK_FILE = ".lock"
 #: Annoy's random seed: the same data and parameters give the same index file.
 ANNOY_SEED = 1234
-#: gallery rows per matrix product in exact search: bounds the (rows, probes) score block to
-#: 64k x P float32 (256 KB per probe) whatever the gallery size.
+#: gallery rows per matrix product in exact search, whatever the gallery size.
 EXACT_CHUNK_ROWS = 65_536
+#: most scores held at once in exact search (64 MB of float32): big batches take fewer rows per product.
+BLOCK_VALUES = 1 << 24
+#: rows of the first exact-search chunk, which seeds the running top-k (see exact_topk).
+SEED_ROWS = 4096
+#: rows per slab when looking for the rare scores above a probe's running k-th best.
+SPARSE_GROUP = 64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,9 +84,11 @@ def exact_topk(
     Args:
         matrix: (N, D) float32 L2-normalised gallery embeddings (an array or a read-only memmap).
         probes: (P, D) float32 L2-normalised probe embeddings; all are searched in one pass over
-            the gallery (matrix-matrix products), which is what makes batches cheap.
+            the gallery (matrix-matrix products), which is what makes batches cheap: the gallery
+            is read from memory once for the whole batch instead of once per probe.
         k: rows wanted per probe (fewer if the gallery holds fewer visible rows).
         hidden: optional (N,) bool, True for rows to leave out (removed records).
+        chunk_rows: gallery rows per product (shrunk for big batches to bound the score block).
 
     Returns:
         (rows, scores): (P, k') int64 row numbers and float32 cosines, best first, k' <= k.
@@ -92,28 +99,82 @@ def exact_topk(
     k = max(0, min(int(k), visible))
     if k == 0 or n_probes == 0:
         return np.zeros((n_probes, 0), np.int64), np.zeros((n_probes, 0), np.float32)
-    best_rows = np.zeros((n_probes, 0), np.int64)
-    best_scores = np.zeros((n_probes, 0), np.float32)
-    for start in range(0, n_rows, chunk_rows):
-        block = np.asarray(matrix[start : start + chunk_rows], dtype=np.float32)
-        scores = block @ probes.T  # (rows, P)
+    chunk_rows = max(k, min(chunk_rows, BLOCK_VALUES // n_probes))
+    # A small first chunk seeds each probe's k-th best score cheaply (a partition of
+    # SEED_ROWS x P values); later chunks are only compared against the running k-th best, and
+    # grow from double the seed to chunk_rows, so hits stay rare as the threshold rises.
+    starts, size = [0], max(k, min(chunk_rows, SEED_ROWS))
+    while starts[-1] + size < n_rows:
+        starts.append(starts[-1] + size)
+        size = min(chunk_rows, 2 * size)
+    best_rows = np.full((n_probes, k), -1, np.int64)
+    best_scores = np.full((n_probes, k), -np.inf, np.float32)
+    for start, stop in zip(starts, starts[1:] + [n_rows]):
+        block = np.asarray(matrix[start:stop], dtype=np.float32)
+        scores = probes @ block.T  # (P, rows): one probe's scores contiguous
         if hidden is not None:
-            scores[hidden[start : start + len(block)]] = -np.inf
-        take = min(k, len(block))
-        # argpartition per probe on the transposed block keeps this O(rows) per chunk.
-        part = np.argpartition(-scores.T, take - 1, axis=1)[:, :take]
-        part_scores = np.take_along_axis(scores.T, part, axis=1)
-        best_rows = np.concatenate([best_rows, part + start], axis=1)
-        best_scores = np.concatenate([best_scores, part_scores], axis=1)
-        if best_rows.shape[1] > k:
-            keep = np.argpartition(-best_scores, k - 1, axis=1)[:, :k]
-            best_rows = np.take_along_axis(best_rows, keep, axis=1)
-            best_scores = np.take_along_axis(best_scores, keep, axis=1)
+            scores[:, hidden[start : start + len(block)]] = -np.inf
+        if start == 0:
+            take = min(k, len(block))
+            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            best_rows[:, :take] = part
+            best_scores[:, :take] = np.take_along_axis(scores, part, axis=1)
+            continue
+        # Only scores above a probe's current k-th best can enter its list: after the first
+        # chunk these are few, so a comparison replaces a partition of the whole block.
+        kth = best_scores.min(axis=1)
+        hit_probe, hit_row = _above(scores, kth, sparse=k * SPARSE_GROUP < start)
+        if not len(hit_probe):
+            continue
+        # Merge each probe's hits into its list, all probes at once: pad to the longest.
+        counts = np.bincount(hit_probe, minlength=n_probes)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot = k + np.arange(len(hit_probe)) - first[hit_probe]
+        width = k + int(counts.max())
+        cand_rows = np.full((n_probes, width), -1, np.int64)
+        cand_scores = np.full((n_probes, width), -np.inf, np.float32)
+        cand_rows[:, :k], cand_scores[:, :k] = best_rows, best_scores
+        cand_rows[hit_probe, slot] = hit_row + start
+        cand_scores[hit_probe, slot] = scores[hit_probe, hit_row]
+        keep = np.argpartition(-cand_scores, k - 1, axis=1)[:, :k]
+        best_rows = np.take_along_axis(cand_rows, keep, axis=1)
+        best_scores = np.take_along_axis(cand_scores, keep, axis=1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
-    best_rows = np.take_along_axis(best_rows, order, axis=1)
-    best_scores = np.take_along_axis(best_scores, order, axis=1)
-    # Hidden rows only surface when k exceeds the visible count, which the clamp above prevents.
-    return best_rows, best_scores
+    return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
+
+
+def _above(scores: np.ndarray, kth: np.ndarray, *, sparse: bool, group: int = SPARSE_GROUP) -> tuple[np.ndarray, np.ndarray]:
+    """(probe, row) of every score above its probe's ``kth``, grouped by probe.
+
+    Hits are rare (about k x rows / rows-seen per probe), so instead of listing a full
+    (P, rows) boolean mask, the rows are cut into ``group`` slabs, the element-wise max of the
+    slabs is compared first (contiguous SIMD work, several times cheaper than ``nonzero``), and
+    only the columns that hold a hit are looked at. That pays only when under about one score in
+    ``group`` is a hit (``sparse``: k / rows seen < 1 / group); early chunks list the mask.
+    """
+    n_probes, n_rows = scores.shape
+    if not sparse:
+        return np.nonzero(scores > kth[:, None])
+    width = n_rows // group
+    whole = width * group
+    probes_hit, rows_hit = [], []
+    if whole:
+        slabs = scores[:, :whole].reshape(n_probes, group, width)  # row = slab * width + column
+        run_probe, column = np.nonzero(slabs.max(axis=1) > kth[:, None])
+        if len(run_probe):
+            inside = slabs[run_probe, :, column] > kth[run_probe, None]  # (H, group)
+            which, slab = np.nonzero(inside)
+            probes_hit.append(run_probe[which])
+            rows_hit.append(slab * width + column[which])
+    if whole < n_rows:
+        tail_probe, tail_row = np.nonzero(scores[:, whole:] > kth[:, None])
+        probes_hit.append(tail_probe)
+        rows_hit.append(tail_row + whole)
+    if not probes_hit:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    probe, row = np.concatenate(probes_hit), np.concatenate(rows_hit)
+    order = np.argsort(probe, kind="stable")
+    return probe[order], row[order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,6 +416,17 @@ def new_build(index_dir: Path) -> Iterator[BuildWriter]:
             raise
 
 
+def clear_index(index_dir: Path) -> None:
+    """Drop the index entirely (the gallery became empty): manifest first, then every build."""
+    index_dir = Path(index_dir)
+    if not index_dir.exists():
+        return
+    with _index_lock(index_dir):
+        (index_dir / MANIFEST).unlink(missing_ok=True)
+        _fsync_dir(index_dir)
+        remove_unused_builds(index_dir, keep=None)
+
+
 def remove_unused_builds(index_dir: Path, *, keep: str | None) -> list[str]:
     """Delete every build folder and temp folder except ``keep``; the names deleted."""
     removed = []
@@ -389,11 +461,9 @@ def _index_lock(index_dir: Path) -> Iterator[None]:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    # models.packs has one too, but importing it loads onnxruntime; searches must not pay that.
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

@@ -280,3 +280,21 @@ def search_probes(gallery: Gallery, probes: Sequence[Probe], **kwargs) -> list[t
     """:func:`search_many` for :class:`Probe` objects, returned best quality first (stable)."""
     ordered = sorted(probes, key=lambda p: -(p.quality if p.quality is not None else -1.0))
     return list(zip(ordered, search_many(gallery, ordered, **kwargs)))
+
+
+def probe_from_track(track, *, max_faces: int = 5) -> Probe:
+    """A :class:`Probe` from a footage :class:`~workbench.types.Track`: its best faces, fused.
+
+    Takes the ``max_faces`` faces of highest quality that carry an embedding (more faces of
+    one person raise the fused score of their mate; beyond a handful they add little but
+    time). ``start_s``/``end_s`` are the track's.
+
+    Raises:
+        GalleryError: no face of the track has an embedding.
+    """
+    faces = [f for f in track.faces if f.face.embedding is not None]
+    if not faces:
+        raise GalleryError(f"track {track.track_id} of {track.source_path} has no embedded face to search with")
+    best = sorted(faces, key=lambda f: -f.quality_score)[:max_faces]
+    return Probe(probe_id=f"track{track.track_id}", source=track.source_path,
+                 faces=tuple(f.face for f in best), start_s=track.start_s, end_s=track.end_s)

@@ -53,6 +53,9 @@ def cmd_enrol(args, settings: Settings, out: Output) -> int:
 def cmd_rebuild(args, settings: Settings, out: Output) -> int:
     with _open(settings) as gallery:
         manifest = gallery.rebuild(n_trees=args.n_trees)
+    if manifest["build_id"] is None:
+        out.emit({"build_id": None, "count": 0}, "the gallery is empty: no index (any previous one was deleted)")
+        return EXIT_OK
     ann = manifest["files"]["faces.ann"]
     data = {
         "build_id": manifest["build_id"], "count": manifest["count"], "dim": manifest["dim"],
