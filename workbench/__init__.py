@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved on first attribute access (PEP 562).
 _EXPORTS = {
+    "Candidate": "types",
+    "CandidateList": "types",
     "ConfigError": "errors",
     "Face": "types",
     "FaceEngine": "engine",
@@ -19,12 +21,16 @@ _EXPORTS = {
     "FootageError": "errors",
     "FootageFace": "types",
     "FootageResult": "footage",
+    "Gallery": "gallery",
+    "GalleryError": "errors",
     "ImageError": "errors",
     "ModelPackError": "errors",
     "NoFaceError": "errors",
     "PackId": "types",
     "PackMismatchError": "errors",
+    "Probe": "types",
     "Sampling": "footage",
+    "SearchMode": "types",
     "Settings": "config",
     "Track": "types",
     "TrackerConfig": "tracking",
@@ -35,6 +41,8 @@ _EXPORTS = {
     "identification_metrics": "evaluate",
     "load_image": "images",
     "probe_faces": "tracking",
+    "search_many": "search",
+    "search_probes": "search",
     "verification_metrics": "evaluate",
 }
 
