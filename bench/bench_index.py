@@ -44,9 +44,8 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from workbench.gallery import LiveView  # noqa: E402
-from workbench.gallery_index import exact_topk, load_build, new_build  # noqa: E402
-from workbench.gallery_synthetic import SFACE_MODEL, calibrate, model_stats, score_stats  # noqa: E402
+from workbench.gallery_index import LiveView, load_build, new_build
+from workbench.gallery_synthetic import SFACE_MODEL, calibrate, model_stats, score_stats
 
 TOP = 20
 #: faces asked per probe, as search.py asks first (top x 3).

@@ -9,7 +9,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     add_synthetic,
@@ -22,6 +21,7 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_home,
     save_image,
 )
+
 from workbench import audit, db
 from workbench.config import Settings
 from workbench.errors import GalleryError, PackMismatchError
@@ -261,7 +261,7 @@ def test_removed_embedding_bytes_leave_the_database_file_and_the_next_index(samp
     sample_gallery.remove_subject("COLLINS")
     on_disk = _bytes_on_disk(home)
     assert removed not in on_disk and kept in on_disk
-    index_bytes = lambda: b"".join(p.read_bytes() for p in (home / "index").rglob("*") if p.is_file())  # noqa: E731
+    index_bytes = lambda: b"".join(p.read_bytes() for p in (home / "index").rglob("*") if p.is_file())
     assert removed in index_bytes()  # until the next rebuild, as documented
     assert sample_gallery.stats()["removed_since_build"] == 1
     sample_gallery.rebuild()

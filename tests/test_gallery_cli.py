@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     add_synthetic,
@@ -30,6 +29,7 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_home,
     save_image,
 )
+
 from workbench import audit
 from workbench.cli import main
 from workbench.config import Settings
@@ -169,7 +169,7 @@ def _assert_store_whole(home: Path) -> int:
     finally:
         conn.close()
     with Gallery.open(Settings(home=home)) as gallery:
-        one = lambda sql: gallery.conn.execute(sql).fetchone()[0]  # noqa: E731
+        one = lambda sql: gallery.conn.execute(sql).fetchone()[0]
         assert one("SELECT COUNT(*) FROM custody_images WHERE image_id NOT IN (SELECT image_id FROM faces)") == 0
         assert one("SELECT COUNT(*) FROM subjects WHERE subject_id NOT IN (SELECT subject_id FROM custody_images)") == 0
         assert audit.verify(gallery.conn).ok
@@ -257,3 +257,17 @@ def test_rebuild_killed_at_random_moments_keeps_the_previous_index(big_home, tmp
     leftovers = [p.name for p in (home / "index").iterdir() if p.is_dir() and p.name != final["folder"]]
     assert leftovers == []
     assert any(killed for killed, _ in outcomes), outcomes
+
+
+@pytest.mark.slow
+def test_two_enrolments_at_once_store_each_image_once(crash_folder, tmp_path, session_home):
+    home = new_home(tmp_path / "ws", session_home)
+    runs = [_workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4") for _ in range(2)]
+    summaries = []
+    for process in runs:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err.decode()
+        summaries.append(json.loads(out))
+    assert sum(s["enrolled"] for s in summaries) == 40
+    assert all(s["enrolled"] + s["skipped"] == 40 for s in summaries)
+    assert _assert_store_whole(home) == 40

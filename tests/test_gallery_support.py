@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import face_crop
 from PIL import Image, ImageFilter
 
-from conftest import face_crop
 from workbench.config import Settings
 from workbench.gallery import EnrolledImage, Gallery, SubjectRecord
 from workbench.gallery_enrol import enrol, items_from_folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     T1_SUBJECTS,
@@ -17,6 +16,7 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_gallery,
     sample_home,
 )
+
 from workbench.config import Settings
 from workbench.errors import GalleryError
 from workbench.gallery import Gallery

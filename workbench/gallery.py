@@ -36,9 +36,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -46,7 +45,14 @@ from . import audit
 from .config import Settings
 from .db import connect, transaction
 from .errors import GalleryError, PackMismatchError
-from .gallery_index import IndexBuild, clear_index, exact_topk, load_build, new_build, read_manifest, verify_build
+from .gallery_index import (
+    LiveView,
+    clear_index,
+    load_build,
+    new_build,
+    read_manifest,
+    verify_build,
+)
 from .types import Face, PackId
 
 #: rows read from SQLite per fetch when loading embeddings.
@@ -71,7 +77,7 @@ def blobs_to_matrix(blobs: list[bytes], dim: int | None = None) -> np.ndarray:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -102,105 +108,6 @@ class EnrolledImage:
     capture_date: str | None = None
 
 
-@dataclass
-class LiveView:
-    """What a search may return right now, in the layout search needs.
-
-    Attributes:
-        pack_id: the gallery's pack (None when empty).
-        build: the usable index build (same pack), or None.
-        hidden: (build.count,) bool, True for build rows removed since the build; None without a build.
-        pending_ids: (M,) int64 face ids not in the build (all faces when there is no build).
-        pending: (M, D) float32 their embeddings.
-        count: live faces in all.
-        index_problem: why an existing index is not used, or None.
-    """
-
-    pack_id: PackId | None
-    build: IndexBuild | None
-    hidden: np.ndarray | None
-    pending_ids: np.ndarray
-    pending: np.ndarray
-    count: int
-    index_problem: str | None = None
-    state: tuple = field(default=(), repr=False)
-
-    @property
-    def hidden_count(self) -> int:
-        return int(self.hidden.sum()) if self.hidden is not None else 0
-
-    def nearest_faces(self, probes: np.ndarray, k: int, *, use_index: bool, search_k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to k live face ids per probe, by cosine, best first.
-
-        Args:
-            probes: (P, D) float32 L2-normalised.
-            k: faces wanted per probe.
-            use_index: True: Annoy proposes from the build and exact dot products re-rank;
-                False: exact over every live face (one matrix-matrix pass for all probes).
-            search_k: Annoy nodes inspected per probe (-1 = Annoy's default).
-
-        Returns:
-            (face_ids, scores): (P, k) int64 and float32, padded with -1 and -inf where fewer
-            faces exist.
-        """
-        n_probes = len(probes)
-        parts_ids, parts_scores = [], []
-        build = self.build
-        if build is not None and build.count:
-            if use_index:
-                ids, scores = self._annoy_topk(probes, k, search_k)
-            else:
-                rows, scores = exact_topk(build.embeddings, probes, k, hidden=self.hidden)
-                ids = build.face_ids[rows]
-            parts_ids.append(ids)
-            parts_scores.append(scores)
-        if len(self.pending_ids):
-            rows, scores = exact_topk(self.pending, probes, k)
-            parts_ids.append(self.pending_ids[rows])
-            parts_scores.append(scores)
-        return _merge_topk(parts_ids, parts_scores, n_probes, k)
-
-    def _annoy_topk(self, probes: np.ndarray, k: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
-        build = self.build
-        # Ask for enough that removed rows cannot push live ones off the list.
-        n = min(build.count, k + self.hidden_count)
-        out_ids = np.full((len(probes), k), -1, np.int64)
-        out_scores = np.full((len(probes), k), -np.inf, np.float32)
-        for p, probe in enumerate(probes):
-            rows = build.query(probe, n, search_k)
-            if self.hidden is not None and len(rows):
-                rows = rows[~self.hidden[rows]]
-            if not len(rows):
-                continue
-            rows = np.sort(rows)  # ascending rows read the memory-mapped matrix in file order
-            scores = np.asarray(build.embeddings[rows], np.float32) @ probe
-            order = np.argsort(-scores, kind="stable")[:k]
-            out_ids[p, : len(order)] = build.face_ids[rows[order]]
-            out_scores[p, : len(order)] = scores[order]
-        return out_ids, out_scores
-
-
-def _merge_topk(parts_ids, parts_scores, n_probes: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-part top-k lists into one (P, k) list, padded with -1 / -inf."""
-    ids = np.full((n_probes, k), -1, np.int64)
-    scores = np.full((n_probes, k), -np.inf, np.float32)
-    if not parts_ids:
-        return ids, scores
-    all_ids = np.concatenate([_pad(a, k, -1) for a in parts_ids], axis=1)
-    all_scores = np.concatenate([_pad(s, k, -np.inf) for s in parts_scores], axis=1)
-    order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
-    ids[:, : order.shape[1]] = np.take_along_axis(all_ids, order, axis=1)
-    scores[:, : order.shape[1]] = np.take_along_axis(all_scores, order, axis=1)
-    return ids, scores
-
-
-def _pad(array: np.ndarray, k: int, value) -> np.ndarray:
-    if array.shape[1] >= k:
-        return array
-    pad = np.full((array.shape[0], k - array.shape[1]), value, array.dtype)
-    return np.concatenate([array, pad], axis=1)
-
-
 class Gallery:
     """The custody gallery of one workspace. Open with :meth:`open`; close (or use ``with``).
 
@@ -215,7 +122,7 @@ class Gallery:
         self._live: LiveView | None = None
 
     @classmethod
-    def open(cls, settings: Settings) -> "Gallery":
+    def open(cls, settings: Settings) -> Gallery:
         """The gallery in ``settings.home`` (database created and migrated if needed)."""
         conn = connect(settings.db_path)
         # Deleted rows are overwritten with zeros, not just unlinked: removals must not leave
@@ -229,7 +136,7 @@ class Gallery:
         self._live = None
         self.conn.close()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Gallery:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -260,24 +167,29 @@ class Gallery:
             "SELECT image_id, subject_id FROM custody_images WHERE sha256 = ? AND pack_id = ?", (sha256, pack_key(pack_id))
         ).fetchone()
 
-    def add_images(self, images: list[EnrolledImage], *, audit_details: dict) -> list[int]:
+    def add_images(self, images: list[EnrolledImage], *, audit_details: dict) -> list[int | None]:
         """Store images with their faces in one transaction, with one audit entry; their image ids.
 
         Subjects are created as needed; descriptive fields given here replace stored ones
-        (the latest manifest wins), empty ones keep what is stored.
+        (the latest manifest wins), empty ones keep what is stored. An image whose bytes this
+        pack already enrolled (another enrolment got there first) is left out: its id is None.
 
         Raises:
             PackMismatchError: a face was embedded with another pack than the gallery's.
         """
-        image_ids = []
+        image_ids: list[int | None] = []
         with transaction(self.conn):
             for image in images:
                 if image.face.pack_id is None or image.face.embedding is None:
                     raise GalleryError(f"{image.path}: face has no embedding to enrol")
                 self.check_pack(image.face.pack_id, what=f"image {image.path}")
+                if self.enrolled_image(image.sha256, image.face.pack_id) is not None:
+                    image_ids.append(None)
+                    continue
                 self._upsert_subject(image.subject)
                 image_ids.append(self._insert_image(image))
-            audit.append(self.conn, user=self.settings.user, action="gallery.enrol", details={**audit_details, "images": len(images)})
+            stored = sum(i is not None for i in image_ids)
+            audit.append(self.conn, user=self.settings.user, action="gallery.enrol", details={**audit_details, "images": stored})
         return image_ids
 
     def update_subject(self, subject: SubjectRecord) -> None:
@@ -396,7 +308,7 @@ class Gallery:
         return subjects, np.asarray(face_ids, np.int64), np.asarray(image_ids, np.int64), blobs_to_matrix(blobs)
 
     def counts(self) -> dict:
-        one = lambda sql: int(self.conn.execute(sql).fetchone()[0])  # noqa: E731
+        one = lambda sql: int(self.conn.execute(sql).fetchone()[0])
         return {
             "subjects": one("SELECT COUNT(*) FROM subjects"),
             "images": one("SELECT COUNT(*) FROM custody_images"),
@@ -556,7 +468,7 @@ class Gallery:
             built = datetime.fromisoformat(m["built_utc"])
             index = {
                 "build_id": m["build_id"], "built_utc": m["built_utc"],
-                "age_s": round((datetime.now(timezone.utc) - built).total_seconds(), 1),
+                "age_s": round((datetime.now(UTC) - built).total_seconds(), 1),
                 "count": m["count"], "n_trees": m["n_trees"],
                 "bytes": sum(f["bytes"] for f in m["files"].values()),
             }

@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -288,7 +288,7 @@ def enrol(
         PackMismatchError: the gallery holds embeddings of another pack than the engine's.
     """
     gallery.check_pack(engine.pack_id, what=f"enrolment with {engine.pack_id}")
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     summary = EnrolSummary(run_id=run_id, source=source, pack_id=str(engine.pack_id))
     report = _Report(Path(report_path) if report_path else gallery.settings.reports_dir / f"enrol-{run_id}.csv")
     started = time.monotonic()
@@ -386,8 +386,11 @@ def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: 
         )
     if not to_store:
         return
-    gallery.add_images(to_store, audit_details={"run_id": run_id, "source": source, "several_faces": sum(i.faces_found > 1 for i in to_store)})
-    for image in to_store:
+    image_ids = gallery.add_images(to_store, audit_details={"run_id": run_id, "source": source, "several_faces": sum(i.faces_found > 1 for i in to_store)})
+    for image, image_id in zip(to_store, image_ids):
+        if image_id is None:
+            _record(summary, report, Outcome("", image.subject.subject_id, image.path, "skipped", "enrolled meanwhile by another enrolment"))
+            continue
         several = image.faces_found > 1
         summary.several_faces += several
         reason = f"{image.faces_found} faces found: enrolled the most prominent (largest and most central)" if several else ""

@@ -40,14 +40,15 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
 from .errors import GalleryError
+from .types import PackId
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -319,6 +320,109 @@ def verify_build(index_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# What search sees
+
+
+@dataclass
+class LiveView:
+    """What a search may return right now, in the layout search needs.
+
+    Attributes:
+        pack_id: the gallery's pack (None when empty).
+        build: the usable index build (same pack), or None.
+        hidden: (build.count,) bool, True for build rows removed since the build; None without a build.
+        pending_ids: (M,) int64 face ids not in the build (all faces when there is no build).
+        pending: (M, D) float32 their embeddings.
+        count: live faces in all.
+        index_problem: why an existing index is not used, or None.
+    """
+
+    pack_id: PackId | None
+    build: IndexBuild | None
+    hidden: np.ndarray | None
+    pending_ids: np.ndarray
+    pending: np.ndarray
+    count: int
+    index_problem: str | None = None
+    state: tuple = field(default=(), repr=False)
+
+    @property
+    def hidden_count(self) -> int:
+        return int(self.hidden.sum()) if self.hidden is not None else 0
+
+    def nearest_faces(self, probes: np.ndarray, k: int, *, use_index: bool, search_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to k live face ids per probe, by cosine, best first.
+
+        Args:
+            probes: (P, D) float32 L2-normalised.
+            k: faces wanted per probe.
+            use_index: True: Annoy proposes from the build and exact dot products re-rank;
+                False: exact over every live face (one matrix-matrix pass for all probes).
+            search_k: Annoy nodes inspected per probe (-1 = Annoy's default).
+
+        Returns:
+            (face_ids, scores): (P, k) int64 and float32, padded with -1 and -inf where fewer
+            faces exist.
+        """
+        n_probes = len(probes)
+        parts_ids, parts_scores = [], []
+        build = self.build
+        if build is not None and build.count:
+            if use_index:
+                ids, scores = self._annoy_topk(probes, k, search_k)
+            else:
+                rows, scores = exact_topk(build.embeddings, probes, k, hidden=self.hidden)
+                ids = build.face_ids[rows]
+            parts_ids.append(ids)
+            parts_scores.append(scores)
+        if len(self.pending_ids):
+            rows, scores = exact_topk(self.pending, probes, k)
+            parts_ids.append(self.pending_ids[rows])
+            parts_scores.append(scores)
+        return _merge_topk(parts_ids, parts_scores, n_probes, k)
+
+    def _annoy_topk(self, probes: np.ndarray, k: int, search_k: int) -> tuple[np.ndarray, np.ndarray]:
+        build = self.build
+        # Ask for enough that removed rows cannot push live ones off the list.
+        n = min(build.count, k + self.hidden_count)
+        out_ids = np.full((len(probes), k), -1, np.int64)
+        out_scores = np.full((len(probes), k), -np.inf, np.float32)
+        for p, probe in enumerate(probes):
+            rows = build.query(probe, n, search_k)
+            if self.hidden is not None and len(rows):
+                rows = rows[~self.hidden[rows]]
+            if not len(rows):
+                continue
+            rows = np.sort(rows)  # ascending rows read the memory-mapped matrix in file order
+            scores = np.asarray(build.embeddings[rows], np.float32) @ probe
+            order = np.argsort(-scores, kind="stable")[:k]
+            out_ids[p, : len(order)] = build.face_ids[rows[order]]
+            out_scores[p, : len(order)] = scores[order]
+        return out_ids, out_scores
+
+
+def _merge_topk(parts_ids, parts_scores, n_probes: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-part top-k lists into one (P, k) list, padded with -1 / -inf."""
+    ids = np.full((n_probes, k), -1, np.int64)
+    scores = np.full((n_probes, k), -np.inf, np.float32)
+    if not parts_ids:
+        return ids, scores
+    all_ids = np.concatenate([_pad(a, k, -1) for a in parts_ids], axis=1)
+    all_scores = np.concatenate([_pad(s, k, -np.inf) for s in parts_scores], axis=1)
+    order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+    ids[:, : order.shape[1]] = np.take_along_axis(all_ids, order, axis=1)
+    scores[:, : order.shape[1]] = np.take_along_axis(all_scores, order, axis=1)
+    return ids, scores
+
+
+def _pad(array: np.ndarray, k: int, value) -> np.ndarray:
+    if array.shape[1] >= k:
+        return array
+    pad = np.full((array.shape[0], k - array.shape[1]), value, array.dtype)
+    return np.concatenate([array, pad], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
 # Building
 
 
@@ -331,7 +435,7 @@ class BuildWriter:
 
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.build_id = f"{stamp}-{secrets.token_hex(3)}"
         self.tmp = self.index_dir / f".build-{self.build_id}.tmp"
         self.final = self.index_dir / f"build-{self.build_id}"
@@ -389,7 +493,7 @@ class BuildWriter:
             "metric": "angular",
             "max_face_id": int(self.face_ids[-1]) if count else 0,
             "files": files,
-            "built_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.monotonic() - self.started, 3),
             **manifest_fields,
         }

@@ -58,7 +58,10 @@ def _pack_default_threshold(gallery: Gallery) -> float | None:
     pack = gallery.pack_id
     if pack is None:
         return None
-    from .models.packs import MANIFEST, read_pack  # loads onnxruntime; only reached without an engine
+    from .models.packs import (  # loads onnxruntime; only reached without an engine
+        MANIFEST,
+        read_pack,
+    )
 
     if not (gallery.settings.models_dir / pack.name / MANIFEST).exists():
         return None  # never convert or import a pack just to read a threshold
@@ -128,7 +131,7 @@ def search_many(
     if mode is SearchMode.IDENTIFICATION and threshold is None:
         raise GalleryError("identification mode needs an operating threshold: pass --threshold or set `threshold` in workbench.toml")
     use_index = live.build is not None and (exact is False or (exact is None and gallery.uses_index(live)))
-    face_ids, face_scores, rows = _nearest_subjects(gallery, live, matrix, top, use_index)
+    face_ids, _, rows = _nearest_subjects(gallery, live, matrix, top, use_index)
     bounds = np.cumsum([0] + [len(g) for g in groups])
     proposed = [
         {s for r in range(bounds[g], bounds[g + 1]) for s in _distinct_subjects(face_ids[r], rows, top)}

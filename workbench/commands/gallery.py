@@ -20,7 +20,12 @@ def _open(settings: Settings):
 
 
 def cmd_enrol(args, settings: Settings, out: Output) -> int:
-    from ..gallery_enrol import DEFAULT_BATCH, enrol, items_from_folder, items_from_manifest
+    from ..gallery_enrol import (
+        DEFAULT_BATCH,
+        enrol,
+        items_from_folder,
+        items_from_manifest,
+    )
 
     if bool(args.folder) == bool(args.manifest):
         raise GalleryError("give either a folder (one sub-folder per subject) or --manifest CSV, not both and not neither")
