@@ -12,7 +12,17 @@ import pytest
 from conftest import face_crop
 from videos import Actor, render, write_video
 from workbench.footage import Sampling, extract
-from workbench.tracking import FrameFaces, TrackerConfig, box_iou, build_tracks, link_faces, probe_faces, track_tracks
+from workbench.tracking import (
+    FrameFaces,
+    TrackerConfig,
+    box_iou,
+    build_tracks,
+    link_faces,
+    probe_faces,
+    scene_change,
+    scene_signature,
+    track_tracks,
+)
 from workbench.types import Face, FaceQuality, FootageFace, Track
 
 DIM = 128
@@ -104,6 +114,27 @@ def test_low_quality_fragments_are_not_rejoined():
     assert len(tracks_of(frames_of(*before, *[[] for _ in range(10)], *after))) == 2
 
 
+def _signature(rgb_colour) -> np.ndarray:
+    import cv2
+
+    frame = np.zeros((36, 64, 3), np.uint8)
+    frame[:] = rgb_colour
+    frame[10:20, 10:30] = (200, 200, 200)  # some structure, same in every frame
+    return scene_signature(cv2.cvtColor(frame, cv2.COLOR_RGB2HSV))
+
+
+def test_a_cut_to_another_shot_ends_every_track_and_nothing_rejoins_across_it():
+    """Same place, same face, but the picture changed shot: edited footage or a DVR switching
+    cameras. Nothing about position carries over a cut."""
+    shot_a, shot_b = _signature((150, 40, 40)), _signature((30, 60, 160))
+    assert scene_change(shot_a, shot_a) < 1e-3 and scene_change(shot_a, shot_b) > 0.9
+    frames = [
+        FrameFaces(i, i / 5, (face(200, 200, seed=i + 1),), shot_a if i < 4 else shot_b) for i in range(8)
+    ]
+    assert [t.n_faces for t in tracks_of(frames)] == [4, 4]
+    assert [t.n_faces for t in tracks_of([f._replace(signature=None) for f in frames])] == [8]
+
+
 def test_a_face_found_twice_in_one_frame_counts_once():
     double = [face(200, 200, score=0.95), face(205, 190, size=55, score=0.7, who=BOB)]
     (track,) = tracks_of(frames_of([face(200, 200)], double, [face(200, 200)]))
@@ -131,6 +162,7 @@ def test_probe_faces_are_the_good_faces_best_first():
     assert [f.quality.score for f in probe_faces(track, min_quality=0.4)] == [0.9, 0.6, 0.5]
     assert [f.quality.score for f in probe_faces(track, min_quality=0.4, max_faces=2)] == [0.9, 0.6]
     assert [f.quality.score for f in probe_faces(track, min_quality=0.95)] == [0.9], "the best shot at least"
+    assert [f.quality.score for f in probe_faces(track, min_quality=0.95, relative_quality=0.6)] == [0.9, 0.6]
     with pytest.raises(ValueError, match="max_faces"):
         probe_faces(track, max_faces=0)
 

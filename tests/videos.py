@@ -9,7 +9,6 @@ Nothing here is a stored face: every pixel comes from installed packages at test
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -177,20 +176,3 @@ def sharpest_at(t_best: float, *, sharp: float = 0.0, blurred: float = 3.0, widt
 def still_names(count: int) -> list[str]:
     """File names whose natural order differs from their plain sort (img2 before img10)."""
     return [f"img{i}.jpg" for i in range(1, count + 1)]
-
-
-def face_height_of(bbox_xyxy) -> float:
-    return bbox_xyxy[3] - bbox_xyxy[1]
-
-
-def centre_x(bbox_xyxy) -> float:
-    return (bbox_xyxy[0] + bbox_xyxy[2]) / 2
-
-
-def monotonic(values: Sequence[float], *, increasing: bool = True, slack: float = 0.0) -> bool:
-    pairs = zip(values, values[1:])
-    return all((b >= a - slack) if increasing else (b <= a + slack) for a, b in pairs)
-
-
-def almost(a: float, b: float, tol: float) -> bool:
-    return math.isclose(a, b, abs_tol=tol)

@@ -69,11 +69,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
+import cv2
 import numpy as np
 
 from .errors import FootageError, ImageError, NoFaceError
 from .images import IMAGE_SUFFIXES, load_image
-from .tracking import FrameFaces, TrackerConfig, probe_faces, track_tracks
+from .tracking import FrameFaces, TrackerConfig, probe_faces, scene_signature, track_tracks
 from .types import Probe, Track
 
 if TYPE_CHECKING:
@@ -626,7 +627,8 @@ def detect_chunk(chunk: Chunk, engine: FaceEngine, *, batch: int = ANALYSE_BATCH
 
     def flush() -> None:
         for frame, faces in zip(pending, engine.analyse_many([f.rgb for f in pending])):
-            results.append(FrameFaces(frame.frame_index, frame.timestamp_s, tuple(f.replace(aligned=None) for f in faces)))
+            faces = tuple(f.replace(aligned=None) for f in faces)
+            results.append(FrameFaces(frame.frame_index, frame.timestamp_s, faces, frame_signature(frame.rgb)))
         pending.clear()
 
     for frame in _chunk_frames(chunk, problems):
@@ -635,6 +637,12 @@ def detect_chunk(chunk: Chunk, engine: FaceEngine, *, batch: int = ANALYSE_BATCH
             flush()
     flush()
     return ChunkResult(tuple(results), tuple(problems))
+
+
+def frame_signature(rgb: np.ndarray) -> np.ndarray:
+    """The frame's colour signature for cut detection (see :func:`workbench.tracking.scene_signature`)."""
+    small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
+    return scene_signature(cv2.cvtColor(small, cv2.COLOR_RGB2HSV))
 
 
 def emit_warnings(messages: Iterable[str]) -> None:

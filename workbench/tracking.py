@@ -52,11 +52,42 @@ _TIME_EPS = 1e-6
 
 
 class FrameFaces(NamedTuple):
-    """The faces found in one sampled frame."""
+    """The faces found in one sampled frame.
+
+    ``signature``: the frame's colour histogram (:func:`scene_signature`), used to notice cuts
+    between shots; None when unknown (no cut is then ever seen).
+    """
 
     frame_index: int
     timestamp_s: float
     faces: tuple[Face, ...]
+    signature: np.ndarray | None = None
+
+
+#: colour histogram bins (hue, saturation, value) of a frame signature.
+SIGNATURE_BINS = (8, 4, 4)
+
+
+def scene_signature(hsv_small: np.ndarray) -> np.ndarray:
+    """Normalised (8 x 4 x 4) HSV histogram of a small frame, float32 summing to 1.
+
+    ``hsv_small``: (h, w, 3) uint8 in OpenCV's HSV ranges (hue 0..179), e.g. the frame
+    shrunk to 64x36 (footage.py does this). The histogram ignores where things are, so people
+    and camera moving change it little; a cut to another shot or camera changes it a lot.
+    """
+    h = np.minimum(hsv_small[..., 0].astype(np.int32) * SIGNATURE_BINS[0] // 180, SIGNATURE_BINS[0] - 1)
+    s = hsv_small[..., 1].astype(np.int32) * SIGNATURE_BINS[1] // 256
+    v = hsv_small[..., 2].astype(np.int32) * SIGNATURE_BINS[2] // 256
+    index = (h * SIGNATURE_BINS[1] + s) * SIGNATURE_BINS[2] + v
+    counts = np.bincount(index.ravel(), minlength=int(np.prod(SIGNATURE_BINS))).astype(np.float32)
+    return counts / max(counts.sum(), 1.0)
+
+
+def scene_change(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Bhattacharyya distance in [0, 1] between two signatures (0 when either is unknown)."""
+    if a is None or b is None:
+        return 0.0
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(a.astype(np.float64) * b))))))
 
 
 @dataclass(frozen=True)
@@ -77,8 +108,11 @@ class TrackerConfig:
     reacquire_similarity: float = 0.45
     #: centre shift allowed between a track's predicted box and a detection, face sizes...
     max_shift: float = 1.0
-    #: ...plus this many face sizes per second since the track was last seen.
+    #: ...plus this many face sizes per second since the track was last seen (a track of one
+    #: face, whose motion is unknown)...
     max_shift_per_s: float = 6.0
+    #: ...or this many for a track whose motion is known (the prediction's error).
+    residual_shift_per_s: float = 2.5
     #: largest ratio of face sizes between a track's last face and a detection.
     max_scale_change: float = 1.8
     #: weight of the geometry term against the appearance term in the pairing cost.
@@ -95,6 +129,10 @@ class TrackerConfig:
     relink_similarity: float = 0.5
     #: tracks with fewer faces are dropped (1 keeps every face seen).
     min_faces: int = 1
+    #: a change of frame signature above this is a cut to another shot or camera: every track
+    #: ends there and no fragments are joined across it. Measured on ../shared/data at 5 fps:
+    #: cuts 0.38 to 0.50; walking crowds, hand-held pans and people passing the lens 0.28 at most.
+    scene_cut: float = 0.35
     #: two faces of one frame overlapping by more than this share of the smaller box are one
     #: face found twice (pyramid levels the detector's NMS did not merge): the weaker is dropped.
     max_overlap: float = 0.5
@@ -104,6 +142,7 @@ class TrackerConfig:
             ("max_gap_s", self.max_gap_s >= 0),
             ("max_shift", self.max_shift > 0),
             ("max_shift_per_s", self.max_shift_per_s >= 0),
+            ("residual_shift_per_s", self.residual_shift_per_s >= 0),
             ("max_scale_change", self.max_scale_change >= 1),
             ("iou_weight", 0 <= self.iou_weight <= 1),
             ("min_iou", 0 < self.min_iou <= 1),
@@ -111,6 +150,7 @@ class TrackerConfig:
             ("relink_gap_s", self.relink_gap_s >= 0),
             ("min_faces", self.min_faces >= 1),
             ("max_overlap", 0 < self.max_overlap <= 1),
+            ("scene_cut", 0 < self.scene_cut <= 1),
             ("min_similarity", -1 <= self.min_similarity <= 1),
             ("reacquire_similarity", -1 <= self.reacquire_similarity <= 1),
             ("relink_similarity", -1 <= self.relink_similarity <= 1),
@@ -122,42 +162,48 @@ class TrackerConfig:
 
 @dataclass
 class _Growing:
-    """A track being built: its faces, and what the next match is compared with."""
+    """A track being built: its faces, and what the next match is compared with.
 
+    Appearance is judged on the *reliable* faces (quality >= ``reliable_quality``) when the
+    track has any: a blurred face that joined on geometry alone must not become the model of
+    what the person looks like, or the next person to pass would be matched to it.
+    """
+
+    reliable_quality: float
     faces: list[tuple[int, float, Face]] = field(default_factory=list)
     weighted_sum: np.ndarray | None = None
+    reliable_sum: np.ndarray | None = None
+    last_reliable: np.ndarray | None = None
 
     def add(self, frame_index: int, timestamp_s: float, face: Face) -> None:
         self.faces.append((frame_index, timestamp_s, face))
-        if face.embedding is not None:
-            # Quality-weighted so a sharp frontal face steers the mean more than a blurred one.
-            weight = max(face.quality.score if face.quality else 0.5, 0.05)
-            vector = face.embedding.astype(np.float64) * weight
-            self.weighted_sum = vector if self.weighted_sum is None else self.weighted_sum + vector
+        if face.embedding is None:
+            return
+        # Quality-weighted so a sharp frontal face steers the mean more than a blurred one.
+        quality = face.quality.score if face.quality else 0.5
+        vector = face.embedding.astype(np.float64) * max(quality, 0.05)
+        self.weighted_sum = vector if self.weighted_sum is None else self.weighted_sum + vector
+        if quality >= self.reliable_quality:
+            self.reliable_sum = vector if self.reliable_sum is None else self.reliable_sum + vector
+            self.last_reliable = face.embedding
 
     @property
     def last_time(self) -> float:
         return self.faces[-1][1]
 
-    @property
-    def mean_embedding(self) -> np.ndarray | None:
-        if self.weighted_sum is None:
-            return None
-        norm = np.linalg.norm(self.weighted_sum)
-        return self.weighted_sum / norm if norm > 0 else None
+    def references(self) -> list[np.ndarray]:
+        """Embeddings a new face is compared with: the last and the mean, of reliable faces if any."""
+        last = self.last_reliable if self.last_reliable is not None else self.faces[-1][2].embedding
+        mean = _unit(self.reliable_sum if self.reliable_sum is not None else self.weighted_sum)
+        return [v for v in (last, mean) if v is not None]
 
-    def reliable_mean(self, min_quality: float) -> np.ndarray | None:
-        """Quality-weighted mean embedding of the faces of at least ``min_quality``, or None.
+    def reliable_mean(self) -> np.ndarray | None:
+        """Quality-weighted mean embedding of the reliable faces, or None.
 
         Embeddings of tiny or blurred faces crowd together whoever the person is, so only
         faces good enough to recognise may vouch that two fragments are one person.
         """
-        good = [f for _, _, f in self.faces if f.embedding is not None and f.quality is not None and f.quality.score >= min_quality]
-        if not good:
-            return None
-        total = np.sum([f.embedding.astype(np.float64) * f.quality.score for f in good], axis=0)
-        norm = np.linalg.norm(total)
-        return total / norm if norm > 0 else None
+        return _unit(self.reliable_sum)
 
     def predicted_box(self, timestamp_s: float) -> np.ndarray:
         """The last box moved at the velocity of the last two faces (constant-velocity model)."""
@@ -210,25 +256,27 @@ def drop_duplicates(faces: Sequence[Face], max_overlap: float) -> list[Face]:
     return kept
 
 
+def _unit(vector: np.ndarray | None) -> np.ndarray | None:
+    if vector is None:
+        return None
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm > 0 else None
+
+
 def _similarity(face: Face, track: _Growing) -> float:
-    """Larger cosine of the face with the track's last embedding and with its mean embedding."""
+    """Larger cosine of the face with the track's reference embeddings (see ``_Growing``)."""
     if face.embedding is None:
         return 1.0  # no appearance to compare: geometry alone decides
-    scores = []
-    last = track.faces[-1][2].embedding
-    if last is not None:
-        scores.append(float(face.embedding @ last))
-    mean = track.mean_embedding
-    if mean is not None:
-        scores.append(float(face.embedding.astype(np.float64) @ mean))
+    scores = [float(face.embedding.astype(np.float64) @ ref) for ref in track.references()]
     return max(scores) if scores else 1.0
 
 
-def pair_cost(track: _Growing, face: Face, timestamp_s: float, config: TrackerConfig, *, continuous: bool = True) -> float:
+def pair_cost(track: _Growing, face: Face, timestamp_s: float, config: TrackerConfig, *, missed: int = 0) -> float:
     """Cost of adding ``face`` (seen at ``timestamp_s``) to ``track``; ``_FORBIDDEN`` if gated out.
 
-    ``continuous``: the track was seen in the previous sampled frame (else the stricter
-    ``reacquire_similarity`` gate applies).
+    ``missed``: sampled frames since the track was last seen (0 = it was in the previous one).
+    After more than one, or after one for a track whose motion is unknown, the stricter
+    ``reacquire_similarity`` gate applies: the longer the gap, the less geometry says.
     """
     dt = timestamp_s - track.last_time
     predicted = track.predicted_box(timestamp_s)
@@ -237,11 +285,14 @@ def pair_cost(track: _Growing, face: Face, timestamp_s: float, config: TrackerCo
     if max(size_pred, size_face) / min(size_pred, size_face) > config.max_scale_change:
         return _FORBIDDEN
     shift = float(np.linalg.norm(_centre(predicted) - _centre(np.asarray(box)))) / math.sqrt(size_pred * size_face)
-    allowed = config.max_shift + config.max_shift_per_s * max(dt, 0.0)
+    # With two faces or more the prediction carries the track's own motion, so only a change
+    # of motion is left to allow for; a new track may have moved anywhere a person can.
+    moving = len(track.faces) >= 2
+    allowed = config.max_shift + (config.residual_shift_per_s if moving else config.max_shift_per_s) * max(dt, 0.0)
     if shift > allowed:
         return _FORBIDDEN
     similarity = _similarity(face, track)
-    if similarity < (config.min_similarity if continuous else config.reacquire_similarity):
+    if similarity < (config.min_similarity if missed == 0 or (missed == 1 and moving) else config.reacquire_similarity):
         return _FORBIDDEN
     # Overlap when boxes overlap; otherwise how far within the allowed shift (fast movers at a
     # low sampling rate often do not overlap their previous box at all).
@@ -279,28 +330,36 @@ class Tracker:
         self._live: list[_Growing] = []
         self._closed: list[_Growing] = []
         self._last_time = -math.inf
+        self._times: list[float] = []  # times of the frames seen, for counting missed frames
+        self._last_signature: np.ndarray | None = None
+        #: times of the first frame after each cut.
+        self.cuts: list[float] = []
 
     def update(self, frame: FrameFaces) -> None:
         if frame.timestamp_s < self._last_time - _TIME_EPS:
             raise ValueError(f"frames must come in time order: {frame.timestamp_s} after {self._last_time}")
-        previous, self._last_time = self._last_time, frame.timestamp_s
+        self._last_time = frame.timestamp_s
         t = frame.timestamp_s
+        if scene_change(self._last_signature, frame.signature) > self.config.scene_cut:
+            self.cuts.append(t)
+            self._closed.extend(self._live)
+            self._live = []
+        if frame.signature is not None:
+            self._last_signature = frame.signature
         still_live = []
         for track in self._live:
             (still_live if t - track.last_time <= self.config.max_gap_s + _TIME_EPS else self._closed).append(track)
         self._live = still_live
         # A fixed detection order (left to right, top to bottom) makes ties resolve the same way.
         faces = sorted(drop_duplicates(frame.faces, self.config.max_overlap), key=lambda f: f.bbox_xyxy)
-        continuous = [abs(track.last_time - previous) <= _TIME_EPS for track in self._live]
-        matched = _assign(
-            range(len(self._live)), faces, lambda i, face: pair_cost(self._live[i], face, t, self.config, continuous=continuous[i])
-        )
+        missed = [self._missed(track.last_time) for track in self._live]
+        matched = _assign(range(len(self._live)), faces, lambda i, face: pair_cost(self._live[i], face, t, self.config, missed=missed[i]))
         # Second pass, geometry only, for what is left of the tracks seen in the previous frame:
         # small or blurred faces have unreliable embeddings (same-person cosine can fall below
         # zero at 25 px), so a clear overlap with the predicted box is trusted on its own. Faces
         # already matched by appearance are not offered again, so a crossing person cannot be
         # taken this way.
-        free_tracks = [i for i in range(len(self._live)) if i not in matched.values() and continuous[i]]
+        free_tracks = [i for i in range(len(self._live)) if i not in matched.values() and missed[i] == 0]
         free_faces = [j for j in range(len(faces)) if j not in matched]
         second = _assign(
             free_tracks,
@@ -308,21 +367,26 @@ class Tracker:
             lambda i, face: overlap_cost(self._live[i], face, t, self.config),
         )
         matched.update({free_faces[j]: i for j, i in second.items()})
+        self._times.append(t)
         for j, face in enumerate(faces):
             if j in matched:
                 self._live[matched[j]].add(frame.frame_index, t, face)
             else:
-                track = _Growing()
+                track = _Growing(self.config.reliable_quality)
                 track.add(frame.frame_index, t, face)
                 self._live.append(track)
+
+    def _missed(self, last_seen: float) -> int:
+        """Frames processed since ``last_seen`` (0: seen in the previous frame)."""
+        return len(self._times) - int(np.searchsorted(self._times, last_seen - _TIME_EPS, side="left")) - 1
 
     def groups(self) -> list[list[tuple[int, float, Face]]]:
         """Every track's faces as (frame_index, timestamp_s, face), fragments joined."""
         tracks = self._closed + self._live
-        return [t.faces for t in _relink(tracks, self.config)]
+        return [t.faces for t in _relink(tracks, self.config, self.cuts)]
 
 
-def _relink(tracks: list[_Growing], config: TrackerConfig) -> list[_Growing]:
+def _relink(tracks: list[_Growing], config: TrackerConfig, cuts: Sequence[float] = ()) -> list[_Growing]:
     """Join fragments of one person: no time overlap, a short gap, a plausible move, and
     similar mean embeddings of their good faces (quality >= ``reliable_quality``).
 
@@ -335,7 +399,8 @@ def _relink(tracks: list[_Growing], config: TrackerConfig) -> list[_Growing]:
         return tracks
     tracks = sorted(tracks, key=lambda t: (t.faces[0][0], t.faces[0][2].bbox_xyxy))
     starts = np.array([t.faces[0][1] for t in tracks])
-    means = [t.reliable_mean(config.reliable_quality) for t in tracks]
+    cut_times = np.asarray(sorted(cuts), np.float64)
+    means = [t.reliable_mean() for t in tracks]
     pairs = []
     for i, a in enumerate(tracks):
         if means[i] is None:
@@ -343,7 +408,9 @@ def _relink(tracks: list[_Growing], config: TrackerConfig) -> list[_Growing]:
         lo = np.searchsorted(starts, a.last_time + _TIME_EPS, side="right")
         hi = np.searchsorted(starts, a.last_time + config.relink_gap_s + _TIME_EPS, side="right")
         for j in range(lo, hi):
-            if means[j] is not None and _plausible_move(a, tracks[j], config):
+            # A cut between the two fragments: another shot, where nothing about place holds.
+            across_cut = np.searchsorted(cut_times, a.last_time, side="right") != np.searchsorted(cut_times, starts[j], side="right")
+            if means[j] is not None and not across_cut and _plausible_move(a, tracks[j], config):
                 similarity = float(means[i] @ means[j])
                 if similarity >= config.relink_similarity:
                     pairs.append((-similarity, i, j))
@@ -356,7 +423,7 @@ def _relink(tracks: list[_Growing], config: TrackerConfig) -> list[_Growing]:
     for i in range(len(tracks)):
         if i in predecessor:
             continue  # part of a chain started earlier
-        chain = _Growing()
+        chain = _Growing(config.reliable_quality)
         k: int | None = i
         while k is not None:
             for frame_index, t, face in tracks[k].faces:
@@ -417,12 +484,13 @@ def track_tracks(
     return build_tracks(link_faces(frames, config), source_path=source_path, source_sha256=source_sha256, min_faces=config.min_faces)
 
 
-def probe_faces(track: Track, *, min_quality: float = 0.4, max_faces: int = 10) -> list[Face]:
+def probe_faces(track: Track, *, min_quality: float = 0.4, relative_quality: float = 0.75, max_faces: int = 10) -> list[Face]:
     """The track's faces worth searching with, best quality first.
 
-    Faces of quality at least ``min_quality`` (at most ``max_faces`` of them, the best ones);
-    the best shot is always included, even below ``min_quality``, so every track can be
-    searched. Only faces with an embedding are returned.
+    A face is good when its quality reaches ``min_quality`` or ``relative_quality`` x the
+    track's best (so a track seen only in poor footage still offers its several best frames);
+    at most ``max_faces`` of them, the best ones. The best shot is always included. Only faces
+    with an embedding are returned.
     """
     if max_faces < 1:
         raise ValueError(f"max_faces must be at least 1, got {max_faces}")
@@ -430,7 +498,7 @@ def probe_faces(track: Track, *, min_quality: float = 0.4, max_faces: int = 10) 
         (f for f in track.faces if f.face.embedding is not None),
         key=lambda f: (-f.quality_score, f.frame_index),
     )
-    chosen = [f for f in ranked if f.quality_score >= min_quality][:max_faces]
-    if not chosen and ranked:
-        chosen = ranked[:1]
-    return [f.face for f in chosen]
+    if not ranked:
+        return []
+    bar = min(min_quality, relative_quality * ranked[0].quality_score)
+    return [f.face for f in ranked if f.quality_score >= bar][:max_faces]
