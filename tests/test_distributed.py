@@ -120,3 +120,17 @@ def test_unreachable_scheduler_is_a_clear_error(cluster_settings):
     with pytest.raises(WorkbenchError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with dask_client(cluster_settings.replace(dask_scheduler="tcp://127.0.0.1:9"), connect_timeout_s=1):
             pass
+
+
+def test_cli_footage_extract_on_the_cluster(client, sources, single_process, workspace, monkeypatch, capsys):
+    """``--dask`` with the scheduler address from the environment: the same tracks as one process."""
+    import json
+
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_DASK_SCHEDULER", client.scheduler.address)
+    status = main(["--home", str(workspace), "footage", "extract", str(sources[0]), "--dask", "--chunk-s", "1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert [t["track_id"] for t in data["tracks"]] == [t.track_id for t in single_process[0].tracks]
+    assert [t["best"]["frame_index"] for t in data["tracks"]] == [t.best.frame_index for t in single_process[0].tracks]
