@@ -38,7 +38,7 @@ def cmd_footage_extract(args, settings: Settings, out: Output) -> int:
     for path, result in zip(args.paths, results):
         if isinstance(result, WorkbenchError):
             sources.append({"path": path, "error": str(result)})
-            lines.append(f"{path}: error: {result}")
+            lines.append(f"error: {result}")  # the message names the file
             continue
         crops = result.save_best_shots(args.save_crops) if args.save_crops else {}
         sources.append({**result.info.as_dict(), "frames_sampled": result.frames_sampled, "tracks": len(result.tracks), "warnings": list(result.warnings)})
