@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import face_crop
 from test_gallery_support import copy_home, sample_folder, sample_home  # noqa: F401  (fixtures)
 from videos import Actor, render, write_video
+
 from workbench.cli import main
 from workbench.errors import NoFaceError
-from workbench.footage import video_probes
+from workbench.investigate import probes_from_path
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def no_faces(tmp_path_factory):
 
 
 def test_video_probes_are_tracks_best_quality_first(two_people, engine):
-    probes = video_probes(two_people, engine)
+    probes = probes_from_path(two_people, engine).probes
     assert [p.probe_id for p in probes] == ["two.mp4#track1", "two.mp4#track2"]
     assert probes[0].quality > probes[1].quality
     assert (probes[0].start_s, probes[1].start_s) == (0.0, 0.4)
@@ -43,7 +43,7 @@ def test_video_probes_are_tracks_best_quality_first(two_people, engine):
 
 def test_a_video_without_faces_is_no_probe(no_faces, engine):
     with pytest.raises(NoFaceError, match="empty.mp4: no face found in 5 sampled frames"):
-        video_probes(no_faces, engine)
+        probes_from_path(no_faces, engine).probes
 
 
 def test_search_video_json_lists_tracks_with_times(tmp_path, sample_home, two_people, capsys):  # noqa: F811

@@ -19,11 +19,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_gallery_support import new_home
+
 from workbench.cli import main
 from workbench.config import Settings
-from workbench.footage import Sampling, extract, video_probes
+from workbench.footage import Sampling, extract
+from workbench.investigate import probes_from_path
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -93,7 +94,7 @@ def test_fusing_frames_ranks_the_mate_at_least_as_high_as_the_best_frame(fr_gall
     from workbench.gallery import Gallery
     from workbench.search import search
 
-    probes = video_probes(video / "short_hamilton_clip.mp4", engine)
+    probes = probes_from_path(video / "short_hamilton_clip.mp4", engine).probes
     rows = []
     with Gallery.open(Settings(home=fr_gallery, user="test-user")) as gallery:
         for probe in probes:

@@ -204,6 +204,7 @@ class SearchRun:
             "threshold": self.threshold,
             "mode": self.mode,
             "method": self.method,
+            "gallery_faces": self.gallery_version.get("live_faces"),
             "replay_of": self.replay_of,
             "candidates": probes[0]["candidates"] if probes else [],
             "probes": probes,
@@ -394,7 +395,7 @@ class CaseStore:
             top: the list length asked for.
             gallery_version: what was searched (index build and checksum, live counts).
             probe_details: per probe id, optional ``source_sha256``, ``frame_index``,
-                ``timestamp_s``, ``bbox_xyxy``, ``crop`` (RGB array shown to reviewers). Missing
+                ``timestamp_s``, ``bbox_xyxy``, ``quality``, ``crop`` (RGB array shown to reviewers). Missing
                 hashes are computed from the probe's source file; a missing crop falls back
                 to the best face's aligned crop.
         """
@@ -418,7 +419,7 @@ class CaseStore:
                     "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (search_id, probe.probe_id, position, probe.source, info["sha256"], info["frame_index"], info["timestamp_s"], probe.start_s, probe.end_s,
-                     json.dumps(info["bbox"]) if info["bbox"] else None, probe.quality, len(probe.faces), info["crop_png"], info["dim"], info["embeddings"]),
+                     json.dumps(info["bbox"]) if info["bbox"] else None, info["quality"], len(probe.faces), info["crop_png"], info["dim"], info["embeddings"]),
                 )
                 self.conn.executemany(
                     "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, image_id, face_id, above_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -452,6 +453,7 @@ class CaseStore:
             "frame_index": info.get("frame_index"),
             "timestamp_s": info.get("timestamp_s"),
             "bbox": [round(float(v), 1) for v in info.get("bbox_xyxy", best.bbox_xyxy)],
+            "quality": info.get("quality", probe.quality),
             "crop_png": png_bytes(crop) if crop is not None else None,
             "dim": embeddings.shape[1],
             "embeddings": embeddings.tobytes(),

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from .commands import COMMAND_MODULES, EXIT_ERROR
+from .commands import COMMAND_MODULES, EXIT_ERROR, EXIT_OK
 from .config import Settings
 from .errors import WorkbenchError
 
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader (``| head``) went away: not an error of ours; silence the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,9 +72,15 @@ import av
 import cv2
 import numpy as np
 
-from .errors import FootageError, ImageError, NoFaceError
+from .errors import FootageError, ImageError
 from .images import IMAGE_SUFFIXES, load_image
-from .tracking import FrameFaces, TrackerConfig, probe_faces, scene_signature, track_tracks
+from .tracking import (
+    FrameFaces,
+    TrackerConfig,
+    probe_faces,
+    scene_signature,
+    track_tracks,
+)
 from .types import Probe, Track
 
 if TYPE_CHECKING:
@@ -707,38 +713,16 @@ def extract_many(
     return out
 
 
-def video_probes(
-    path: str | os.PathLike,
-    engine: FaceEngine,
-    *,
-    sampling: Sampling | None = None,
-    min_quality: float = PROBE_MIN_QUALITY,
-    max_faces: int = PROBE_MAX_FACES,
-) -> list[Probe]:
-    """One search probe per face track of a video (or folder of stills), best quality first.
-
-    Each probe holds the track's good faces (:func:`workbench.tracking.probe_faces`), whose
-    scores the search fuses, and the track's times. ``probe_id`` is ``"<file name>#track<id>"``.
-
-    Raises:
-        FootageError: the footage cannot be read.
-        NoFaceError: no face track was found.
-    """
-    result = extract(path, engine, sampling=sampling)
-    if not result.tracks:
-        raise NoFaceError(f"{path}: no face found in {result.frames_sampled} sampled frames; a video probe needs at least one face track")
-    name = Path(path).name
-    probes = [
-        Probe(
-            probe_id=f"{name}#track{t.track_id}",
-            source=str(path),
-            faces=tuple(probe_faces(t, min_quality=min_quality, max_faces=max_faces)),
-            start_s=round(t.start_s, 3),
-            end_s=round(t.end_s, 3),
-        )
-        for t in result.tracks
-    ]
-    return sorted(probes, key=lambda p: -(p.quality or 0.0))
+def track_probe(track: Track, *, min_quality: float = PROBE_MIN_QUALITY, max_faces: int = PROBE_MAX_FACES) -> Probe:
+    """A search probe from a face track: its good faces (:func:`workbench.tracking.probe_faces`),
+    whose scores the search fuses, and the track's times. ``probe_id`` is ``"<file name>#track<id>"``."""
+    return Probe(
+        probe_id=f"{Path(track.source_path).name}#track{track.track_id}",
+        source=track.source_path,
+        faces=tuple(probe_faces(track, min_quality=min_quality, max_faces=max_faces)),
+        start_s=round(track.start_s, 3),
+        end_s=round(track.end_s, 3),
+    )
 
 
 # -- results ---------------------------------------------------------------------------------------
