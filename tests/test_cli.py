@@ -103,11 +103,14 @@ def test_compare_fr_examples(workspace, shared_data):
     assert different["score"] < 0.25 and not different["above_threshold"]
 
 
-def test_demo_runs_on_shipped_images(workspace):
-    proc = run_cli("demo", "--json", home=workspace)
-    document = json.loads(proc.stdout)
-    assert [len(i["faces"]) for i in document["images"]] == [6, 1, 1]
-    assert document["same_person_score"] > 0.6 > 0.3 > document["different_people_score"]
+def test_demo_builds_a_workspace_and_finds_the_right_person(workspace):
+    first = json.loads(run_cli("demo", "--json", home=workspace).stdout)
+    assert first["enrolment"]["enrolled"] == 8
+    assert first["search"]["candidates"][0]["subject_id"] == first["expected"]
+    assert first["search"]["candidates"][0]["above_threshold"] is True
+    again = json.loads(run_cli("demo", "--json", home=workspace).stdout)
+    assert again["enrolment"]["enrolled"] == 0 and again["enrolment"]["skipped"] == 8
+    assert again["search"]["search_id"] == first["search"]["search_id"] + 1
 
 
 def test_usage_errors_exit_2(workspace):

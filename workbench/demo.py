@@ -1,39 +1,89 @@
-"""``workbench demo``: the library at work on images that installed packages ship.
+"""``workbench demo``: a demo workspace built from images that installed packages ship.
 
-Until the dashboards land this finds and describes the faces of the sample images, and shows
-that two people in InsightFace's group photo score low against each other while a degraded
-copy of one face scores high against the original.
+Builds (once; re-running reuses it) a small custody gallery: the six people of InsightFace's
+``t1.jpg`` (cut out one per subject, ``DEMO-T1-1`` ... ``DEMO-T1-6``), InsightFace's Tom Hanks
+portrait and scikit-image's astronaut. Makes a "CCTV still" of one of the six (smaller,
+blurred, heavily compressed), opens case ``DEMO-1`` and searches the still inside it, then
+prints the candidate list. No real custody data is involved and nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .config import Settings
-from .samples import SAMPLE_NAMES, sample_image
+from .samples import sample_image
+
+DEMO_CASE = "DEMO-1"
+#: which of t1's people (left to right) the demo CCTV still shows.
+DEMO_PERSON = 4
+
+
+def _face_crop(rgb: np.ndarray, bbox, margin: float) -> np.ndarray:
+    from .footage import crop_box
+
+    return crop_box(rgb, bbox, margin=margin)
+
+
+def build_demo_workspace(settings: Settings, engine) -> dict:
+    """Write the demo custody folder and probe, enrol them, open the demo case. Idempotent."""
+    from .cases import CaseStore
+    from .errors import CaseError
+    from .fileio import atomic_write
+    from .gallery import Gallery
+    from .gallery_enrol import enrol, items_from_folder
+    from .images import load_image
+
+    root = settings.home / "demo"
+    custody = root / "custody"
+    t1 = load_image(sample_image("t1"))
+    people = sorted(engine.detect(t1), key=lambda f: f.bbox_xyxy[0])
+    images = {f"DEMO-T1-{i}": _face_crop(t1, face.bbox_xyxy, 0.6) for i, face in enumerate(people, start=1)}
+    images["DEMO-HANKS"] = load_image(sample_image("tom_hanks"))
+    images["DEMO-COLLINS"] = load_image(sample_image("astronaut"))
+    for subject, rgb in images.items():
+        path = custody / subject / "custody.png"
+        if not path.exists():
+            atomic_write(path, cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes(), mode=0o644)
+
+    # The probe: the same person seen small, blurred and compressed, as on a CCTV frame.
+    face = people[DEMO_PERSON - 1]
+    crop = _face_crop(t1, face.bbox_xyxy, 1.2)
+    scale = 36.0 / face.width
+    small = cv2.GaussianBlur(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), (0, 0), 0.8)
+    probe = root / "probes" / "cctv_still.jpg"
+    if not probe.exists():
+        atomic_write(probe, cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 35])[1].tobytes(), mode=0o644)
+
+    with Gallery.open(settings) as gallery:
+        items, problems = items_from_folder(custody)
+        summary = enrol(gallery, engine, items, problems=problems, source=str(custody))
+    store = CaseStore.open(settings)
+    try:
+        store.case(DEMO_CASE)
+    except CaseError:
+        store.new_case(DEMO_CASE, offence="demonstration", purpose="show the workbench on images shipped with installed packages", officer="demo")
+    return {"custody": str(custody), "probe": str(probe), "case": DEMO_CASE, "enrolment": summary.as_dict(), "expected": f"DEMO-T1-{DEMO_PERSON}"}
 
 
 def run_demo(settings: Settings, out) -> int:
     from .engine import FaceEngine
-    from .images import load_image
+    from .investigate import run_search
 
     engine = FaceEngine.from_settings(settings)
-    report, lines = [], [f"workspace {settings.home}, pack {engine.pack_id}"]
-    for name in SAMPLE_NAMES:
-        path = sample_image(name)
-        faces = engine.analyse(path)
-        report.append({"image": str(path), "faces": [f.as_dict() for f in faces]})
-        lines.append(f"{path.name}: {len(faces)} face(s), quality " + ", ".join(f"{f.quality.score:.2f}" for f in faces))
-    group = engine.analyse(sample_image("t1"))
-    rgb = load_image(sample_image("t1"))
-    x1, y1, x2, y2 = (int(v) for v in group[0].bbox_xyxy)
-    pad = (x2 - x1) // 2
-    crop = rgb[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad]
-    small = crop[::3, ::3].copy()  # a third of the resolution, like a distant CCTV face
-    probe = engine.prominent_face(np.ascontiguousarray(small))
-    same = float(probe.embedding @ group[0].embedding) if probe else None
-    different = float(group[0].embedding @ group[1].embedding)
-    lines.append(f"same person, one third resolution: similarity {same:.3f}" if same is not None else "no face in the downscaled crop")
-    lines.append(f"two different people:              similarity {different:.3f}")
-    out.emit({"pack_id": str(engine.pack_id), "images": report, "same_person_score": same, "different_people_score": different}, lines)
+    built = build_demo_workspace(settings, engine)
+    run = run_search(settings, built["case"], [built["probe"]], engine=engine, top=5)
+    document = run.as_dict()
+    lines = [
+        f"demo workspace {settings.home}: {built['enrolment']['enrolled']} enrolled now, {built['enrolment']['skipped']} already there",
+        f"case {built['case']}, search {run.search_id}: probe {built['probe']} (the person enrolled as {built['expected']})",
+    ]
+    for c in document["candidates"]:
+        lines.append(f"  {c['rank']}. {c['subject_id']:<14} {c['score']:.3f}" + ("  above threshold" if c["above_threshold"] else ""))
+    lines += [
+        "Candidates are leads for trained people to review, not identifications.",
+        f"Next: workbench --home {settings.home} review first {run.search_id} SUBJECT --verdict ... --reason ...",
+    ]
+    out.emit({"workspace": str(settings.home), **built, "search": document}, lines)
     return 0
