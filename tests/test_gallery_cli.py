@@ -149,14 +149,16 @@ def _workbench(home: Path, *argv: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT)
 
 
-def _kill_after(process: subprocess.Popen, seconds: float) -> bool:
-    """SIGKILL the process after ``seconds`` unless it ended; True if it was killed."""
+def _kill_after(process: subprocess.Popen, seconds: float, how: signal.Signals = signal.SIGKILL) -> bool:
+    """Send ``how`` (SIGKILL, or SIGINT as Ctrl-C does) after ``seconds`` unless it ended; True if sent."""
     try:
         process.wait(timeout=seconds)
         return False
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.send_signal(how)
+        _, err = process.communicate(timeout=60)
+        if how == signal.SIGINT:
+            assert process.returncode in (0, 130), err.decode()
         return True
 
 
@@ -196,8 +198,8 @@ def test_enrolment_killed_at_random_moments_resumes(crash_folder, tmp_path, sess
     home = new_home(tmp_path / "ws", session_home)
     rng = random.Random(20240603)
     killed = 0
-    for _ in range(3):
-        if _kill_after(_workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), rng.uniform(0.5, 3.0)):
+    for how in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
+        if _kill_after(_workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), rng.uniform(0.5, 3.0), how):
             killed += 1
         if (home / "workbench.db").exists():
             _assert_store_whole(home)

@@ -38,12 +38,19 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     #: aligned crops per recogniser call.
     embed_batch_size: int = 32
-    #: Annoy trees; more trees = fewer missed mates, larger file, slower build.
-    index_n_trees: int = 32
-    #: Annoy nodes inspected per query; -1 = Annoy's default (n_trees * top).
-    index_search_k: int = 50_000
+    # Index defaults from bench/bench_index.py (SFace-calibrated synthetic data, 2 cores): at
+    # the target of at most 1 mate in 1,000 lost to the index, Annoy was 13x (1M faces: 282 ms
+    # against 21 ms) to 50x (10k) slower than single-probe exact numpy search, and more against
+    # batched exact search, so galleries are searched exactly up to 10M faces (5 GB of
+    # embeddings); the index serves larger ones or explicit requests.
+    #: Annoy trees; at equal search_k, 16 trees missed no more mates than 32 or 64, and build
+    #: in half the time into a smaller file.
+    index_n_trees: int = 16
+    #: Annoy nodes inspected per query (-1 = Annoy's default, n_trees * top); 4M lost no mate in
+    #: 2,000 at 1M faces (1M lost 8 per 1,000); too low a value silently loses mates.
+    index_search_k: int = 4_000_000
     #: galleries with fewer faces than this are searched exactly (numpy), without Annoy.
-    exact_search_below: int = 200_000
+    exact_search_below: int = 10_000_000
     #: candidate list length.
     top: int = 20
     #: operating threshold (cosine) for identification mode; None = the pack's default.
