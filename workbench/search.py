@@ -249,55 +249,8 @@ def _rank(wanted, store, probe_matrix, top, threshold, mode) -> list[Candidate]:
     return candidates
 
 
-def results_document(results: Sequence[tuple[Probe, CandidateList]], **extra) -> dict:
-    """The ``search --json`` document of DESIGN.md: probes best quality first, ``candidates`` = the first's.
-
-    ``results`` must already be in the order to show (see :func:`search_probes`).
-    """
-    probes = [
-        {
-            "probe_id": probe.probe_id,
-            "source": probe.source,
-            "start_s": probe.start_s,
-            "end_s": probe.end_s,
-            "quality": None if probe.quality is None else round(float(probe.quality), 4),
-            "faces": len(probe.faces),
-            "candidates": [c.as_dict() for c in found],
-        }
-        for probe, found in results
-    ]
-    first = results[0][1] if results else None
-    return {
-        "candidates": probes[0]["candidates"] if probes else [],
-        "probes": probes,
-        "pack_id": str(first.pack_id) if first else None,
-        "threshold": first.threshold if first else None,
-        "mode": first.mode.value if first else None,
-        "method": first.method if first else None,
-        "gallery_faces": first.gallery_faces if first else None,
-        **extra,
-    }
-
-
 def search_probes(gallery: Gallery, probes: Sequence[Probe], **kwargs) -> list[tuple[Probe, CandidateList]]:
     """:func:`search_many` for :class:`Probe` objects, returned best quality first (stable)."""
     ordered = sorted(probes, key=lambda p: -(p.quality if p.quality is not None else -1.0))
     return list(zip(ordered, search_many(gallery, ordered, **kwargs)))
 
-
-def probe_from_track(track, *, max_faces: int = 5) -> Probe:
-    """A :class:`Probe` from a footage :class:`~workbench.types.Track`: its best faces, fused.
-
-    Takes the ``max_faces`` faces of highest quality that carry an embedding (more faces of
-    one person raise the fused score of their mate; beyond a handful they add little but
-    time). ``start_s``/``end_s`` are the track's.
-
-    Raises:
-        GalleryError: no face of the track has an embedding.
-    """
-    faces = [f for f in track.faces if f.face.embedding is not None]
-    if not faces:
-        raise GalleryError(f"track {track.track_id} of {track.source_path} has no embedded face to search with")
-    best = sorted(faces, key=lambda f: -f.quality_score)[:max_faces]
-    return Probe(probe_id=f"track{track.track_id}", source=track.source_path,
-                 faces=tuple(f.face for f in best), start_s=track.start_s, end_s=track.end_s)
