@@ -368,3 +368,22 @@ def test_rebuilding_an_emptied_gallery_deletes_the_index(sample_gallery):
     assert [p for p in index_dir.iterdir() if p.is_dir()] == []
     stats = sample_gallery.stats()
     assert stats["faces"] == 0 and stats["index"] is None and stats["removed_since_build"] == 0
+
+
+def test_an_index_that_does_not_match_the_store_is_not_used(sample_gallery, tmp_path, session_home, engine, sample_folder, tom_hanks_path):
+    """A database replaced under an existing index: the same face ids now name other faces."""
+    sample_gallery.rebuild()
+    home = sample_gallery.settings.home
+    other = new_home(tmp_path / "other", session_home)
+    add_synthetic(other, engine.pack_id, identities=8)  # 8 other faces with face ids 1..8
+    (home / "workbench.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (home / f"workbench.db{suffix}").unlink(missing_ok=True)
+    for path in other.glob("workbench.db*"):
+        (home / path.name).write_bytes(path.read_bytes())
+    with Gallery.open(Settings(home=home)) as replaced:
+        stats = replaced.stats()
+        assert "does not match the stored faces" in stats["index_problem"] and stats["index"] is None
+        assert stats["not_indexed"] == 8
+        found = replaced.search(engine.prominent_face(tom_hanks_path), exact=False)
+        assert found.method == "exact" and all(s.startswith("SYN-") for s in found.subject_ids)

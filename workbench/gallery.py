@@ -321,8 +321,19 @@ class Gallery:
     def live(self) -> LiveView:
         """The current :class:`LiveView`, refreshed only when the store or the index changed.
 
-        Cheap when nothing changed: two indexed lookups and a read of the small manifest.
+        Cheap when nothing changed: two indexed lookups and a read of the small manifest. All
+        reads happen in one read transaction, so a removal or enrolment committed meanwhile by
+        another process is seen entirely or not at all.
         """
+        if self.conn.in_transaction:
+            return self._live_snapshot()
+        self.conn.execute("BEGIN")
+        try:
+            return self._live_snapshot()
+        finally:
+            self.conn.execute("COMMIT")
+
+    def _live_snapshot(self) -> LiveView:
         max_face, max_tomb = self.conn.execute(
             "SELECT (SELECT COALESCE(MAX(face_id), 0) FROM faces), (SELECT COALESCE(MAX(seq), 0) FROM gallery_removed_faces)"
         ).fetchone()
@@ -352,22 +363,44 @@ class Gallery:
                 build = load_build(self.settings.index_dir)
             except GalleryError as exc:
                 build, index_problem = None, str(exc)
-        if build is not None and (pack is None or build.pack_id != pack_key(pack)):
-            if pack is not None:
-                index_problem = f"index {build.build_id} was built with pack {build.pack_id}, the gallery holds {pack}; run `workbench gallery rebuild`"
-            build.close()
-            build = None
         hidden = None
-        after = 0
         if build is not None:
             tombstones = np.asarray([r[0] for r in self.conn.execute("SELECT face_id FROM gallery_removed_faces")], np.int64)
             rows, found = build.rows_of(tombstones)
             hidden = np.zeros(build.count, bool)
             hidden[rows[found]] = True
-            after = build.max_face_id
+            problem = self._build_mismatch(build, pack, hidden)
+            if problem:
+                index_problem = problem if pack is not None else None
+                build.close()
+                build, hidden = None, None
+        after = build.max_face_id if build is not None else 0
         pending_ids, pending = self._faces_after(after)
         count = (build.count - int(hidden.sum()) if build is not None else 0) + len(pending_ids)
         return LiveView(pack, build, hidden, pending_ids, pending, count, index_problem, state)
+
+    def _build_mismatch(self, build, pack: PackId | None, hidden: np.ndarray) -> str | None:
+        """Why ``build`` does not describe this store (other pack, restored database...), or None.
+
+        Face ids are only meaningful for the store the build was read from: if the database was
+        replaced or restored, the same ids could name other people. So the build must be of the
+        gallery's pack, hold exactly the stored faces up to its largest id (less removals), and
+        its embeddings must equal the stored ones on a sample of rows.
+        """
+        rebuild = "; run `workbench gallery rebuild`"
+        if pack is None or build.pack_id != pack_key(pack):
+            return f"index {build.build_id} was built with pack {build.pack_id}, the gallery holds {pack}{rebuild}"
+        stored = self.conn.execute("SELECT COUNT(*) FROM faces WHERE face_id <= ?", (build.max_face_id,)).fetchone()[0]
+        if stored != build.count - int(hidden.sum()):
+            return f"index {build.build_id} holds {build.count - int(hidden.sum())} live faces, the store {stored} up to the same id{rebuild}"
+        sample = np.unique(np.linspace(0, build.count - 1, num=min(build.count, 16)).astype(np.int64)) if build.count else []
+        for row in sample:
+            if hidden[row]:
+                continue
+            got = self.conn.execute("SELECT embedding FROM faces WHERE face_id = ?", (int(build.face_ids[row]),)).fetchone()
+            if got is None or got[0] != embedding_blob(build.embeddings[row]):
+                return f"index {build.build_id} does not match the stored faces (was the database replaced or restored?){rebuild}"
+        return None
 
     def _extend(self, old: LiveView, state: tuple) -> LiveView:
         last = int(old.pending_ids[-1]) if len(old.pending_ids) else (old.build.max_face_id if old.build else 0)
