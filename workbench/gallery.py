@@ -6,7 +6,10 @@ The gallery is split into small modules:
   loaded index; writes enrolled faces, removes subjects, reports stats, rebuilds the index,
   and gives search a consistent :class:`LiveView` of what may be returned.
 * ``gallery_enrol.py``: enrolment from a folder or a manifest CSV (hashing, batches, report).
-* ``gallery_index.py``: Annoy builds on disk (the only module that imports annoy), exact top-k.
+* ``gallery_index.py``: Annoy builds on disk (the only module that imports annoy), exact
+  batched top-k, and :class:`~workbench.gallery_index.LiveView`, the nearest-face lookup over a
+  build plus the faces enrolled since.
+* ``gallery_synthetic.py``: SYNTHETIC SFace-like embeddings for benchmarks and tests.
 * ``search.py``: probe faces -> candidate list (fusion, threshold, modes).
 
 Store (SQLite, schema in :data:`workbench.db.MIGRATIONS`, version 2): ``subjects`` (custody
