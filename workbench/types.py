@@ -133,6 +133,7 @@ class Face:
             "pack_id": str(self.pack_id) if self.pack_id else None,
         }
 
+
 # ---------------------------------------------------------------------------------------------
 # Gallery search (issue 3): candidate lists. Appended here so other types stay untouched.
 
@@ -249,35 +250,6 @@ class CandidateList:
             "gallery_faces": self.gallery_faces,
             "probe_faces": self.probe_faces,
         }
-
-@dataclass(frozen=True)
-class Probe:
-    """Faces of one person to search with: a face of a still, a face track, or several stills.
-
-    Attributes:
-        probe_id: unique within one search run (e.g. ``"cctv.jpg#face2"``, a track id).
-        source: the file the faces came from (several joined by ``;``).
-        faces: one or more faces with embeddings; their scores fuse (max) into one list.
-        start_s: for video, time of the first face in seconds from the start; None for stills.
-        end_s: for video, time of the last face; None for stills.
-    """
-
-    probe_id: str
-    source: str
-    faces: tuple[Face, ...]
-    start_s: float | None = None
-    end_s: float | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "faces", tuple(self.faces))
-        if not self.faces:
-            raise ValueError(f"probe {self.probe_id!r} holds no faces")
-
-    @property
-    def quality(self) -> float | None:
-        """Best face quality score in [0, 1], or None when no face has a quality record."""
-        scores = [f.quality.score for f in self.faces if f.quality is not None]
-        return max(scores) if scores else None
 
 
 # ---------------------------------------------------------------------------------------------
