@@ -6,6 +6,8 @@ T1-1..T1-6, plus HANKS and COLLINS); the footage shows some of those faces, degr
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -46,9 +48,19 @@ def test_a_video_without_faces_is_no_probe(no_faces, engine):
         probes_from_path(no_faces, engine).probes
 
 
+CASE = "FOOTAGE-1"
+
+
+def _with_case(home):
+    """Searches run inside an open case."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--home", str(home), "case", "new", CASE, "--offence", "test", "--purpose", "video search tests"]) == 0
+    return home
+
+
 def test_search_video_json_lists_tracks_with_times(tmp_path, sample_home, two_people, capsys):  # noqa: F811
-    home = copy_home(sample_home, tmp_path / "ws")
-    status = main(["--home", str(home), "search", str(two_people), "--top", "3", "--json"])
+    home = _with_case(copy_home(sample_home, tmp_path / "ws"))
+    status = main(["--home", str(home), "search", "--case", CASE, str(two_people), "--top", "3", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert status == 0
     probes = data["probes"]
@@ -60,14 +72,14 @@ def test_search_video_json_lists_tracks_with_times(tmp_path, sample_home, two_pe
 
 
 def test_search_video_with_fuse_uses_the_best_track(tmp_path, sample_home, two_people, capsys):  # noqa: F811
-    home = copy_home(sample_home, tmp_path / "ws")
-    status = main(["--home", str(home), "search", str(two_people), "--fuse", "--json"])
+    home = _with_case(copy_home(sample_home, tmp_path / "ws"))
+    status = main(["--home", str(home), "search", "--case", CASE, str(two_people), "--fuse", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert status == 0 and data["candidates"][0]["subject_id"] == "T1-3"
 
 
 def test_search_video_without_faces_exits_1(tmp_path, sample_home, no_faces, capsys):  # noqa: F811
-    home = copy_home(sample_home, tmp_path / "ws")
-    status = main(["--home", str(home), "search", str(no_faces), "--json"])
+    home = _with_case(copy_home(sample_home, tmp_path / "ws"))
+    status = main(["--home", str(home), "search", "--case", CASE, str(no_faces), "--json"])
     assert status == 1
     assert "no face found" in json.loads(capsys.readouterr().out)["error"]

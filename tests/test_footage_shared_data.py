@@ -74,11 +74,12 @@ def fr_gallery(tmp_path_factory, session_home, shared_data) -> Path:
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["--home", str(home), "gallery", "enrol", str(shared_data / "faces" / "fr_examples" / "train"), "--json"]) == 0
         assert main(["--home", str(home), "gallery", "enrol", "--manifest", str(manifest), "--json"]) == 0
+        assert main(["--home", str(home), "case", "new", "HAMILTON-1", "--offence", "test", "--purpose", "find obama in the clip"]) == 0
     return home
 
 
 def test_hamilton_search_puts_obama_first_for_a_track(fr_gallery, video, capsys):
-    status = main(["--home", str(fr_gallery), "search", str(video / "short_hamilton_clip.mp4"), "--top", "5", "--json"])
+    status = main(["--home", str(fr_gallery), "search", "--case", "HAMILTON-1", str(video / "short_hamilton_clip.mp4"), "--top", "5", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert status == 0
     firsts = {p["probe_id"]: p["candidates"][0]["subject_id"] for p in data["probes"]}
