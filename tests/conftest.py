@@ -96,3 +96,31 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared evaluation data not found at {SHARED_DATA} (set WORKBENCH_SHARED_DATA)")
     return SHARED_DATA
+
+
+SHARED_PACK_FILES = ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx")
+
+
+@pytest.fixture(scope="session")
+def scrfd_mfn_folder(shared_data, tmp_path_factory) -> Path:
+    """A folder holding SCRFD-500M and MobileFaceNet from ../shared/data: an InsightFace-style pack."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("packs") / "scrfd_mfn"
+    folder.mkdir()
+    for name in SHARED_PACK_FILES:
+        shutil.copy(shared_data / "models" / name, folder)
+    return folder
+
+
+def write_custody_folder(folder: Path, t1_rgb, t1_faces, tom_hanks_path, astronaut_path) -> Path:
+    """One sub-folder per subject: t1's six people (T1-0 ... T1-5, left to right) and two portraits."""
+    from workbench.images import load_image
+
+    from factories import save
+
+    for index, face in enumerate(t1_faces):
+        save(face_crop(t1_rgb, face), folder / f"T1-{index}" / "custody.png")
+    save(load_image(tom_hanks_path), folder / "HANKS-1" / "custody.png")
+    save(load_image(astronaut_path), folder / "COLLINS-1" / "custody.png")
+    return folder

@@ -7,13 +7,14 @@ import json
 import pytest
 from pypdf import PdfReader
 
-from test_cases import as_user, gallery_home, new_case, probe, run_search, store  # noqa: F401  (fixtures)
 from workbench import audit
 from workbench.case_export import export_report, report_data
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.gallery import Gallery
 from workbench.report import CAVEAT
+
+from test_cases import as_user, gallery_home, new_case, probe, run_search, store  # noqa: F401  (fixtures)
 
 
 def _home(store) -> str:

@@ -7,8 +7,6 @@ import sqlite3
 
 import pytest
 
-from conftest import face_crop
-from factories import blur, save, scale_face_to
 from workbench import audit
 from workbench.cases import Agreement, CaseStatus, CaseStore, ReviewStatus, Verdict
 from workbench.config import Settings
@@ -18,19 +16,17 @@ from workbench.gallery_enrol import enrol, items_from_folder
 from workbench.search import search_probes
 from workbench.types import Probe
 
+from conftest import face_crop, write_custody_folder
+from factories import blur, save, scale_face_to
+
 
 @pytest.fixture(scope="module")
 def gallery_home(tmp_path_factory, session_home, engine, t1_rgb, t1_faces, tom_hanks_path, astronaut_path):
     """A workspace whose gallery holds t1's six people plus two portraits."""
-    from workbench.images import load_image
 
     home = tmp_path_factory.mktemp("cases-home")
     (home / "models").symlink_to(session_home / "models", target_is_directory=True)
-    folder = home / "custody"
-    for index, face in enumerate(t1_faces):
-        save(face_crop(t1_rgb, face), folder / f"T1-{index}" / "custody.png")
-    save(load_image(tom_hanks_path), folder / "HANKS-1" / "custody.png")
-    save(load_image(astronaut_path), folder / "COLLINS-1" / "custody.png")
+    folder = write_custody_folder(home / "custody", t1_rgb, t1_faces, tom_hanks_path, astronaut_path)
     settings = Settings(home=home, user="enroller")
     with Gallery.open(settings) as gallery:
         items, problems = items_from_folder(folder)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from workbench.cli import main
+
 from conftest import face_crop
 from factories import jpeg, save
-from workbench.cli import main
 
 
 def run_cli(*args, home, check=True):
@@ -82,11 +82,8 @@ def test_models_commands(workspace, tmp_path, capsys):
 
 
 @pytest.mark.shared_data
-def test_models_import_cli_with_the_shared_pack(shared_data, tmp_path, capsys):
-    folder = tmp_path / "scrfd_mfn"
-    folder.mkdir()
-    for name in ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx"):
-        shutil.copy(shared_data / "models" / name, folder)
+def test_models_import_cli_with_the_shared_pack(scrfd_mfn_folder, tmp_path, capsys):
+    folder = scrfd_mfn_folder
     home = tmp_path / "home"
     assert main(["--home", str(home), "models", "import", str(folder), "--std", "128", "--json"]) == 0
     pack = json.loads(capsys.readouterr().out)["pack"]

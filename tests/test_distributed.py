@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import face_crop
-from videos import Actor, render, write_video
 from workbench.config import Settings
 from workbench.errors import FootageError
 from workbench.footage import Sampling, extract
 from workbench.tracking import probe_faces
+
+from conftest import face_crop
+from videos import Actor, render, write_video
 
 pytestmark = pytest.mark.slow
 

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import face_crop
-from factories import blur, grey, jpeg, png_claiming_size, rotate, scale_face_to, with_exif_orientation
-from workbench.engine import ARCFACE_TEMPLATE_112, align_face, most_prominent, pyramid_scales, tile_origins
+from workbench.engine import (
+    ARCFACE_TEMPLATE_112,
+    align_face,
+    most_prominent,
+    pyramid_scales,
+    tile_origins,
+)
 from workbench.errors import ImageError
 from workbench.images import load_image
 from workbench.models.runtime import Preprocessing
+
+from conftest import face_crop
+from factories import (
+    blur,
+    grey,
+    jpeg,
+    png_claiming_size,
+    rotate,
+    scale_face_to,
+    with_exif_orientation,
+)
 
 
 def _inside(point, box) -> bool:
@@ -211,19 +225,13 @@ def test_wrong_preprocessing_costs_sface_accuracy(engine, glint_pairs):
 
 
 @pytest.mark.shared_data
-def test_wrong_preprocessing_costs_mobilefacenet_accuracy(shared_data, tmp_path, glint_pairs):
+def test_wrong_preprocessing_costs_mobilefacenet_accuracy(scrfd_mfn_folder, tmp_path, glint_pairs):
     """Measured here: RGB (x-127.5)/128 0.965, BGR 0.944, raw 0..255 0.677 on the same pairs."""
-    import shutil
-
     from workbench.config import Settings
     from workbench.engine import FaceEngine
     from workbench.models import import_pack
 
-    folder = tmp_path / "pack"
-    folder.mkdir()
-    for name in ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx"):
-        shutil.copy(shared_data / "models" / name, folder)
-    import_pack(tmp_path / "models", folder, name="mfn", preprocessing=Preprocessing("RGB", 127.5, 128.0))
+    import_pack(tmp_path / "models", scrfd_mfn_folder, name="mfn", preprocessing=Preprocessing("RGB", 127.5, 128.0))
     engine = FaceEngine.from_settings(Settings(home=tmp_path, pack="mfn"))
     right = _accuracy(engine, glint_pairs, Preprocessing("RGB", 127.5, 128.0))
     assert right > 0.94

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import face_crop
-from factories import blur, save, scale_face_to
 from workbench.cli import main
 from workbench.errors import WorkbenchError
 from workbench.evaluate import identification_metrics, verification_metrics
+
+from conftest import face_crop
+from factories import blur, save, scale_face_to
 
 
 def test_perfect_separation():

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import face_crop
-from videos import CODECS, Actor, crossing, render, sharpest_at, still_names, truncate, write_video
 from workbench.cli import main
 from workbench.errors import FootageError
 from workbench.footage import (
@@ -30,6 +28,18 @@ from workbench.footage import (
     sha256_file,
 )
 from workbench.images import load_image
+
+from conftest import face_crop
+from videos import (
+    CODECS,
+    Actor,
+    crossing,
+    render,
+    sharpest_at,
+    still_names,
+    truncate,
+    write_video,
+)
 
 CLIP_S = 3.0
 CLIP_FPS = 10.0

@@ -11,13 +11,14 @@ import io
 import json
 
 import pytest
-from conftest import face_crop
-from test_gallery_support import copy_home, sample_folder, sample_home  # noqa: F401  (fixtures)
-from videos import Actor, render, write_video
 
 from workbench.cli import main
 from workbench.errors import NoFaceError
 from workbench.investigate import probes_from_path
+
+from conftest import face_crop
+from test_gallery_support import copy_home, sample_folder, sample_home  # noqa: F401  (fixtures)
+from videos import Actor, render, write_video
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,13 @@ import json
 from pathlib import Path
 
 import pytest
-from test_gallery_support import new_home
 
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.footage import Sampling, extract
 from workbench.investigate import probes_from_path
+
+from test_gallery_support import new_home
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

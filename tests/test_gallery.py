@@ -9,6 +9,15 @@ import sqlite3
 
 import numpy as np
 import pytest
+
+from workbench import audit, db
+from workbench.config import Settings
+from workbench.errors import GalleryError, PackMismatchError
+from workbench.gallery import Gallery, pack_key
+from workbench.gallery_enrol import enrol, items_from_manifest
+from workbench.gallery_index import MANIFEST, read_manifest, sha256_file
+from workbench.types import PackId
+
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     add_synthetic,
@@ -21,14 +30,6 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_home,
     save_image,
 )
-
-from workbench import audit, db
-from workbench.config import Settings
-from workbench.errors import GalleryError, PackMismatchError
-from workbench.gallery import Gallery, pack_key
-from workbench.gallery_enrol import enrol, items_from_manifest
-from workbench.gallery_index import MANIFEST, read_manifest, sha256_file
-from workbench.types import PackId
 
 OTHER_PACK = PackId("other-pack", "ab" * 32)
 

@@ -19,6 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from workbench import audit
+from workbench.cli import main
+from workbench.config import Settings
+from workbench.gallery import Gallery
+from workbench.gallery_index import read_manifest, sha256_file
+from workbench.images import load_image
+
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     add_synthetic,
@@ -29,13 +37,6 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_home,
     save_image,
 )
-
-from workbench import audit
-from workbench.cli import main
-from workbench.config import Settings
-from workbench.gallery import Gallery
-from workbench.gallery_index import read_manifest, sha256_file
-from workbench.images import load_image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_gallery_support import add_synthetic, enrol_folder, new_home, probe_face
 
 from workbench.config import Settings
 from workbench.gallery import EnrolledImage, Gallery, SubjectRecord
 from workbench.search import search_many
+
+from test_gallery_support import add_synthetic, enrol_folder, new_home, probe_face
 
 pytestmark = pytest.mark.shared_data
 

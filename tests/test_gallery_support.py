@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import face_crop
 from PIL import Image, ImageFilter
 
 from workbench.config import Settings
@@ -22,6 +21,8 @@ from workbench.gallery_enrol import enrol, items_from_folder
 from workbench.gallery_synthetic import SFACE_MODEL
 from workbench.images import load_image
 from workbench.types import Face
+
+from conftest import face_crop
 
 T1_SUBJECTS = [f"T1-{i}" for i in range(1, 7)]
 SAMPLE_SUBJECTS = T1_SUBJECTS + ["HANKS", "COLLINS"]

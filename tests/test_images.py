@@ -7,9 +7,16 @@ import time
 import numpy as np
 import pytest
 
-from factories import encode, grey, png_claiming_size, truncated_jpeg, with_exif_orientation
 from workbench.errors import ImageError
 from workbench.images import load_image
+
+from factories import (
+    encode,
+    grey,
+    png_claiming_size,
+    truncated_jpeg,
+    with_exif_orientation,
+)
 
 
 @pytest.fixture(scope="module")

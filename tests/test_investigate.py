@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import face_crop
-from factories import blur, jpeg, save, scale_face_to
 from pypdf import PdfReader
 
 from workbench import audit
 from workbench.db import connect
+
+from conftest import face_crop, write_custody_folder
+from factories import blur, jpeg, save, scale_face_to
 
 
 def cli(home, user, *args, check=True):
@@ -26,17 +27,12 @@ def cli(home, user, *args, check=True):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, session_home, t1_rgb, t1_faces, tom_hanks_path, astronaut_path):
     """A workspace with t1's six people and two portraits enrolled through the CLI."""
-    from workbench.images import load_image
 
     root = tmp_path_factory.mktemp("investigate")
     home = root / "ws"
     home.mkdir()
     (home / "models").symlink_to(session_home / "models", target_is_directory=True)
-    custody = root / "custody"
-    for index, face in enumerate(t1_faces):
-        save(face_crop(t1_rgb, face), custody / f"T1-{index}" / "custody.png")
-    save(load_image(tom_hanks_path), custody / "HANKS-1" / "custody.png")
-    save(load_image(astronaut_path), custody / "COLLINS-1" / "custody.png")
+    custody = write_custody_folder(root / "custody", t1_rgb, t1_faces, tom_hanks_path, astronaut_path)
     cli(home, "enroller", "gallery", "enrol", custody)
     return home
 

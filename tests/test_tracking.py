@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import face_crop
-from videos import Actor, render, write_video
 from workbench.footage import Sampling, extract
 from workbench.tracking import (
     FrameFaces,
@@ -24,6 +22,9 @@ from workbench.tracking import (
     track_tracks,
 )
 from workbench.types import Face, FaceQuality, FootageFace, Track
+
+from conftest import face_crop
+from videos import Actor, render, write_video
 
 DIM = 128
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from factories import blur, jpeg
 from skimage import data as skdata
+
+from factories import blur, jpeg
 
 #: codec -> (pixel format, container suffix) for the clips the tests write.
 CODECS = {"libx264": ("yuv420p", ".mp4"), "mpeg4": ("yuv420p", ".mp4"), "mjpeg": ("yuvj420p", ".avi")}
