@@ -17,6 +17,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.errors import FootageError
+from workbench.fileio import sha256_file
 from workbench.footage import (
     FootageWarning,
     Sampling,
@@ -25,7 +26,6 @@ from workbench.footage import (
     extract_many,
     iter_frames,
     plan_source,
-    sha256_file,
 )
 from workbench.images import load_image
 

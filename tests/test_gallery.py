@@ -13,9 +13,10 @@ import pytest
 from workbench import audit, db
 from workbench.config import Settings
 from workbench.errors import GalleryError, PackMismatchError
+from workbench.fileio import sha256_file
 from workbench.gallery import Gallery, pack_key
 from workbench.gallery_enrol import enrol, items_from_manifest
-from workbench.gallery_index import MANIFEST, read_manifest, sha256_file
+from workbench.gallery_index import MANIFEST, read_manifest
 from workbench.types import PackId
 
 from test_gallery_support import (  # noqa: F401  (fixtures)

@@ -22,7 +22,6 @@ pending again: the second reviewer must look at the new verdict.
 from __future__ import annotations
 
 import enum
-import hashlib
 import io
 import json
 import sqlite3
@@ -36,6 +35,7 @@ import numpy as np
 from . import audit
 from .db import connect, transaction
 from .errors import CaseError, ReviewError
+from .fileio import sha256_file
 from .types import CandidateList, Probe
 
 
@@ -282,14 +282,6 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class CaseStore:
     """Cases, searches and decisions in the workspace database, acting as one user.
 
@@ -443,7 +435,7 @@ class CaseStore:
         sha = info.get("source_sha256")
         if not sha:
             path = Path(probe.source)
-            sha = file_sha256(path) if path.is_file() else ""
+            sha = sha256_file(path) if path.is_file() else ""
         crop = info.get("crop")
         if crop is None:
             crop = best.aligned

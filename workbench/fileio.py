@@ -1,10 +1,26 @@
-"""Writing files so that a reader, or a crash, never sees half of one."""
+"""Files: hashing them, and writing them so that a reader, or a crash, never sees half of one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (streamed: memory stays flat for large videos)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or creation inside ``path`` durable (POSIX needs the folder synced too)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> Path:
@@ -31,6 +47,7 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, mode: int | None = Non
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -73,6 +73,7 @@ import cv2
 import numpy as np
 
 from .errors import FootageError, ImageError
+from .fileio import sha256_file
 from .images import IMAGE_SUFFIXES, load_image
 from .tracking import (
     FrameFaces,
@@ -240,15 +241,6 @@ class ChunkResult:
 
 
 # -- identifying and planning sources ----------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _natural_key(name: str) -> list:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -48,6 +47,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from .errors import GalleryError
+from .fileio import atomic_write, fsync_dir, sha256_file
 from .types import PackId
 
 MANIFEST = "manifest.json"
@@ -480,9 +480,9 @@ class BuildWriter:
             path = self.tmp / name
             _fsync_file(path)
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-        _fsync_dir(self.tmp)
+        fsync_dir(self.tmp)
         os.rename(self.tmp, self.final)
-        _fsync_dir(self.index_dir)
+        fsync_dir(self.index_dir)
         count, dim = self.embeddings.shape
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -497,7 +497,7 @@ class BuildWriter:
             "build_seconds": round(time.monotonic() - self.started, 3),
             **manifest_fields,
         }
-        _atomic_write_json(self.index_dir / MANIFEST, manifest)
+        atomic_write(self.index_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), mode=0o644)
         remove_unused_builds(self.index_dir, keep=self.final.name)
         return manifest
 
@@ -527,7 +527,7 @@ def clear_index(index_dir: Path) -> None:
         return
     with _index_lock(index_dir):
         (index_dir / MANIFEST).unlink(missing_ok=True)
-        _fsync_dir(index_dir)
+        fsync_dir(index_dir)
         remove_unused_builds(index_dir, keep=None)
 
 
@@ -564,33 +564,9 @@ def _index_lock(index_dir: Path) -> Iterator[None]:
 # Files
 
 
-def sha256_file(path: Path) -> str:
-    # models.packs has one too, but importing it loads onnxruntime; searches must not pay that.
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cases import CaseStore, SearchRun, file_sha256
+from .cases import CaseStore, SearchRun
 from .config import Settings
 from .errors import CaseError, NoFaceError
+from .fileio import sha256_file
 from .types import Face, PackId, Probe
 
 #: suffixes that mean "video": searched by face track.
@@ -57,7 +58,7 @@ def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> ProbeSe
         raise NoFaceError(f"{path}: no face found; a probe image needs at least one face of at least {engine.settings.min_face_px} px")
     if fuse:
         faces = faces[:1]
-    name, digest = Path(path).name, file_sha256(path)
+    name, digest = Path(path).name, sha256_file(path)
     result = ProbeSet()
     for i, face in enumerate(faces, start=1):
         probe = Probe(probe_id=f"{name}#face{i}", source=path, faces=(face,))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelPackError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, sha256_file
 from ..types import PackId
 from .runtime import Preprocessing
 
@@ -94,14 +94,6 @@ class PackInfo:
             "source": self.source,
             "files": dict(self.files),
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
