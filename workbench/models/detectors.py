@@ -63,7 +63,7 @@ class YuNetDetector:
 
     def detect(self, canvases_bgr: np.ndarray, threshold: float) -> list[np.ndarray]:
         """(B, 640, 640, 3) uint8 BGR -> B arrays of shape (N, 15), after NMS."""
-        tensor = np.ascontiguousarray(canvases_bgr.transpose(0, 3, 1, 2), dtype=np.float32)
+        tensor = cv2.dnn.blobFromImages(list(canvases_bgr))  # (B, 3, H, W) float32, same values
         out = self.raw_detect(tensor)
         results = []
         for b in range(len(canvases_bgr)):
