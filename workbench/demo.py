@@ -79,6 +79,9 @@ def run_demo(settings: Settings, out) -> int:
         f"demo workspace {settings.home}: {built['enrolment']['enrolled']} enrolled now, {built['enrolment']['skipped']} already there",
         f"case {built['case']}, search {run.search_id}: probe {built['probe']} (the person enrolled as {built['expected']})",
     ]
+    for probe in run.probes:
+        box = ", ".join(f"{v:.0f}" for v in probe.bbox_xyxy or ())
+        lines.append(f"face found in the probe: box ({box}) px, quality {probe.quality:.2f}; candidates:")
     for c in document["candidates"]:
         lines.append(f"  {c['rank']}. {c['subject_id']:<14} {c['score']:.3f}" + ("  above threshold" if c["above_threshold"] else ""))
     lines += [
