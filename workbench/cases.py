@@ -487,8 +487,8 @@ class CaseStore:
 
     # -- review ---------------------------------------------------------------------------------
 
-    def _candidate(self, search_id: int, subject_id: str, probe_id: str | None) -> RecordedCandidate:
-        run = self.search(search_id)
+    def _candidate(self, run: SearchRun, subject_id: str, probe_id: str | None) -> RecordedCandidate:
+        search_id = run.search_id
         matches = [c for c in run.candidates if c.subject_id == subject_id and (probe_id is None or c.probe_id == probe_id)]
         if not matches:
             where = f" for probe {probe_id!r}" if probe_id else ""
@@ -510,8 +510,8 @@ class CaseStore:
     def record_first(self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None) -> Decision:
         """The first reviewer's verdict on a candidate; replaces (supersedes) an earlier one."""
         verdict = Verdict.parse(verdict)
-        candidate = self._candidate(search_id, subject_id, probe_id)
         run = self.search(search_id)
+        candidate = self._candidate(run, subject_id, probe_id)
         self._require_reviewable(run)
         previous = self._current(search_id, candidate.probe_id, subject_id, "first")
         return self._insert_decision(run, candidate, "first", verdict=verdict, agreement=None, reason=reason, supersedes=previous.decision_id if previous else None, reviews=None)
@@ -523,8 +523,8 @@ class CaseStore:
             ReviewError: no first decision yet, or the second reviewer is the first reviewer.
         """
         agreement = Agreement.parse(agreement)
-        candidate = self._candidate(search_id, subject_id, probe_id)
         run = self.search(search_id)
+        candidate = self._candidate(run, subject_id, probe_id)
         self._require_reviewable(run)
         first = self._current(search_id, candidate.probe_id, subject_id, "first")
         if first is None:

@@ -10,20 +10,14 @@ prints the candidate list. No real custody data is involved and nothing is downl
 from __future__ import annotations
 
 import cv2
-import numpy as np
 
 from .config import Settings
+from .images import crop_box
 from .samples import sample_image
 
 DEMO_CASE = "DEMO-1"
 #: which of t1's people (left to right) the demo CCTV still shows.
 DEMO_PERSON = 4
-
-
-def _face_crop(rgb: np.ndarray, bbox, margin: float) -> np.ndarray:
-    from .footage import crop_box
-
-    return crop_box(rgb, bbox, margin=margin)
 
 
 def build_demo_workspace(settings: Settings, engine) -> dict:
@@ -39,7 +33,7 @@ def build_demo_workspace(settings: Settings, engine) -> dict:
     custody = root / "custody"
     t1 = load_image(sample_image("t1"))
     people = sorted(engine.detect(t1), key=lambda f: f.bbox_xyxy[0])
-    images = {f"DEMO-T1-{i}": _face_crop(t1, face.bbox_xyxy, 0.6) for i, face in enumerate(people, start=1)}
+    images = {f"DEMO-T1-{i}": crop_box(t1, face.bbox_xyxy, 0.6) for i, face in enumerate(people, start=1)}
     images["DEMO-HANKS"] = load_image(sample_image("tom_hanks"))
     images["DEMO-COLLINS"] = load_image(sample_image("astronaut"))
     for subject, rgb in images.items():
@@ -49,7 +43,7 @@ def build_demo_workspace(settings: Settings, engine) -> dict:
 
     # The probe: the same person seen small, blurred and compressed, as on a CCTV frame.
     face = people[DEMO_PERSON - 1]
-    crop = _face_crop(t1, face.bbox_xyxy, 1.2)
+    crop = crop_box(t1, face.bbox_xyxy, 1.2)
     scale = 36.0 / face.width
     small = cv2.GaussianBlur(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), (0, 0), 0.8)
     probe = root / "probes" / "cctv_still.jpg"

@@ -74,7 +74,7 @@ import numpy as np
 
 from .errors import FootageError, ImageError
 from .fileio import sha256_file
-from .images import IMAGE_SUFFIXES, load_image
+from .images import IMAGE_SUFFIXES, crop_box, load_image
 from .tracking import (
     FrameFaces,
     TrackerConfig,
@@ -810,16 +810,6 @@ class FootageResult:
             "warnings": list(self.warnings),
             "tracks": [t.as_dict() for t in self.tracks],
         }
-
-
-def crop_box(rgb: np.ndarray, bbox_xyxy: Sequence[float], margin: float = 0.5) -> np.ndarray:
-    """The region of a box plus ``margin`` x its size on each side, clipped to the image."""
-    x1, y1, x2, y2 = bbox_xyxy
-    w, h = x2 - x1, y2 - y1
-    height, width = rgb.shape[:2]
-    left, right = int(max(0, math.floor(x1 - margin * w))), int(min(width, math.ceil(x2 + margin * w)))
-    top, bottom = int(max(0, math.floor(y1 - margin * h))), int(min(height, math.ceil(y2 + margin * h)))
-    return np.ascontiguousarray(rgb[top:bottom, left:right])
 
 
 def read_frames(info: SourceInfo, wanted: Sequence[tuple[int, float]]) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ Memory guard: the pixel count is read from the header before decoding, and image
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -136,3 +137,19 @@ def _from_array(array: np.ndarray) -> np.ndarray:
         alpha = array[:, :, 3:4].astype(np.float32) / 255.0
         return (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
     raise ImageError(f"{describe_source(array)}: expected (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+
+
+def crop_box(rgb: np.ndarray, bbox_xyxy, margin: float = 0.5) -> np.ndarray:
+    """The region of a box plus ``margin`` x its size on each side, clipped to the image.
+
+    Args:
+        rgb: (H, W, 3) image.
+        bbox_xyxy: (x1, y1, x2, y2) pixels.
+        margin: share of the box width (height) added left and right (above and below).
+    """
+    x1, y1, x2, y2 = bbox_xyxy
+    w, h = x2 - x1, y2 - y1
+    height, width = rgb.shape[:2]
+    left, right = int(max(0, math.floor(x1 - margin * w))), int(min(width, math.ceil(x2 + margin * w)))
+    top, bottom = int(max(0, math.floor(y1 - margin * h))), int(min(height, math.ceil(y2 + margin * h)))
+    return np.ascontiguousarray(rgb[top:bottom, left:right])

@@ -21,6 +21,7 @@ from .cases import CaseStore, SearchRun
 from .config import Settings
 from .errors import CaseError, NoFaceError
 from .fileio import sha256_file
+from .images import crop_box
 from .types import Face, PackId, Probe
 
 #: suffixes that mean "video": searched by face track.
@@ -53,7 +54,8 @@ def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> ProbeSe
     path = str(path)
     if is_video(path):
         return _video_probes(path, engine, fuse=fuse)
-    faces = engine.analyse(path)
+    rgb = engine.load(path)  # read once: analysed, then cropped for the reviewers
+    faces = engine.analyse(rgb)
     if not faces:
         raise NoFaceError(f"{path}: no face found; a probe image needs at least one face of at least {engine.settings.min_face_px} px")
     if fuse:
@@ -63,15 +65,8 @@ def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> ProbeSe
     for i, face in enumerate(faces, start=1):
         probe = Probe(probe_id=f"{name}#face{i}", source=path, faces=(face,))
         result.probes.append(probe)
-        result.details[probe.probe_id] = {"source_sha256": digest, "bbox_xyxy": face.bbox_xyxy, "crop": _loose_crop(engine, path, face)}
+        result.details[probe.probe_id] = {"source_sha256": digest, "bbox_xyxy": face.bbox_xyxy, "crop": crop_box(rgb, face.bbox_xyxy, margin=0.5)}
     return result
-
-
-def _loose_crop(engine, path: str, face: Face):
-    """The face with some context, as a reviewer wants to see it (the aligned crop is tight)."""
-    from .footage import crop_box
-
-    return crop_box(engine.load(path), face.bbox_xyxy, margin=0.5)
 
 
 def _video_probes(path: str, engine, *, fuse: bool) -> ProbeSet:
