@@ -97,3 +97,26 @@ def test_replay_after_a_removal_shows_the_difference(home, cctv):
     assert replay["replay"]["same"] is False
     assert any(removed in d and "no longer listed" in d for d in replay["replay"]["differences"])
     assert removed not in [c["subject_id"] for c in replay["candidates"]]
+
+
+def test_case_admin_commands_and_audit_export(home, cctv, tmp_path):
+    cli(home, "alice", "case", "new", "OP-9", "--offence", "fraud", "--purpose", "identify the card user at the ATM")
+    search_id = json.loads(cli(home, "alice", "search", cctv, "--case", "OP-9", "--top", "2", "--json").stdout)["search_id"]
+    status = json.loads(cli(home, "alice", "review", "status", search_id, "--json").stdout)
+    assert [c["status"] for c in status["candidates"]] == ["pending", "pending"]
+    listed = json.loads(cli(home, "alice", "case", "list", "--status", "open", "--json").stdout)["cases"]
+    assert "OP-9" in [c["reference"] for c in listed]
+    cli(home, "alice", "case", "close", "OP-9")
+    cli(home, "alice", "case", "reopen", "OP-9", "--reason", "new footage")
+    cli(home, "alice", "case", "archive", "OP-9")
+    proc = cli(home, "alice", "case", "reopen", "OP-9", check=False)
+    assert proc.returncode == 1 and "archived" in proc.stderr
+    proc = cli(home, "bob", "review", "first", search_id, status["candidates"][0]["subject_id"], "--verdict", "no match", "--reason", "x", check=False)
+    assert proc.returncode == 1 and "archived" in proc.stderr
+    out = tmp_path / "OP-9-audit.csv"
+    exported = json.loads(cli(home, "carol", "audit", "export", "--case", "OP-9", "--out", out, "--json").stdout)
+    rows = out.read_text().splitlines()
+    assert exported["entries"] == len(rows) - 1 == 5  # new, search, closed, open, archived
+    assert [r.split(",")[3] for r in rows[1:]] == ["case.new", "search.run", "case.closed", "case.open", "case.archived"]
+    proc = cli(home, "carol", "audit", "export", "--case", "OP-404", "--out", tmp_path / "x.csv", check=False)
+    assert proc.returncode == 1 and "no case 'OP-404'" in proc.stderr
