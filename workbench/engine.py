@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from .config import Settings
-from .images import ImageSource, describe_source, load_image
+from .images import ImageSource, load_image
 from .models.detectors import nms
 from .models.loading import load_models
 from .models.packs import PackInfo, read_pack
@@ -280,9 +280,6 @@ class FaceEngine:
         """The most prominent face with its embedding, or None when the image has no face."""
         faces = self.analyse(image)
         return faces[0] if faces else None
-
-    def describe(self, image: ImageSource) -> str:
-        return describe_source(image)
 
 
 @dataclass(frozen=True)

@@ -217,10 +217,6 @@ class Chunk:
     origin_s: float = 0.0
     files: tuple[str, ...] = ()
 
-    @property
-    def n_frames(self) -> int:
-        return len(self.pts) if self.pts is not None else len(self.files)
-
 
 @dataclass(frozen=True)
 class SourcePlan:

@@ -33,6 +33,3 @@ def sample_image(name: str) -> Path:
     if not path.exists():
         raise WorkbenchError(f"{path}: sample image missing from the installed {package} package")
     return path
-
-
-SAMPLE_NAMES = ("t1", "tom_hanks", "astronaut")
