@@ -116,14 +116,14 @@ def scenario_single(video: str, fps: float, home: str, **_) -> dict:
 
 
 def scenario_cluster(video: str, fps: float, home: str, workers: int = 2, chunk_s: float = 10.0, **_) -> dict:
-    from workbench.distributed import dask_client, extract_on_dask
+    from workbench.footage.distributed import dask_client, extract_on_dask
     from workbench.footage import Sampling
 
     settings = _settings(home, dask_workers=workers)
     with dask_client(settings) as client:
         client.wait_for_workers(workers)
         # Engines load on first use in each worker; load them outside the timing.
-        client.run(lambda: __import__("workbench.distributed", fromlist=["worker_engine"]).worker_engine(settings) and None)
+        client.run(lambda: __import__("workbench.footage.distributed", fromlist=["worker_engine"]).worker_engine(settings) and None)
         start = time.perf_counter()
         (result,) = extract_on_dask([video], settings, sampling=Sampling(fps=fps), chunk_s=chunk_s, client=client)
         wall = time.perf_counter() - start

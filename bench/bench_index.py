@@ -9,14 +9,14 @@ What it measures, per gallery size (number of subjects):
 * Annoy: build time and file size per ``n_trees``; per ``search_k``, query latency p50/p99 for a
   top-20 candidate list, and the misses the index adds: mated probes whose mate is in the exact
   top-20 subjects but not in the index's top-20 (per 1,000 mated probes). Annoy's proposals are
-  re-ranked exactly, as :class:`workbench.gallery.LiveView` does for every search.
+  re-ranked exactly, as :class:`workbench.gallery.store.LiveView` does for every search.
 * Exact numpy search on the same data: single-probe latency p50/p99 and batched throughput
   (matrix-matrix, float32), through the same ``LiveView.nearest_faces`` the workbench runs.
 * Peak resident memory: of this process, and of a fresh process that only loads the 1M build
   (memory-mapped) and searches it, which is what a workstation running searches pays.
 
 Data (labelled SYNTHETIC in every output): vectors of the pack's dimension drawn from
-:data:`workbench.gallery_synthetic.SFACE_MODEL`, fitted so mated and non-mated cosines match what
+:data:`synthetic.SFACE_MODEL`, fitted so mated and non-mated cosines match what
 the opencv-zoo SFace pack gives on ../shared/data (mated 0.59 +- 0.13, non-mated 0.11 +- 0.09,
 non-mated q99.9 0.395). ``--probes`` identities have 1 to 3 gallery images and one probe each;
 every other subject is a one-image distractor. When ../shared/data is present, the real
@@ -83,8 +83,8 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from workbench.gallery_index import LiveView, load_build, new_build
-from workbench.gallery_synthetic import SFACE_MODEL, calibrate, model_stats, score_stats
+from workbench.gallery.index import LiveView, load_build, new_build
+from synthetic import SFACE_MODEL, calibrate, model_stats, score_stats
 
 TOP = 20
 #: faces asked per probe, as search.py asks first (top x 3).

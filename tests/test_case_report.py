@@ -8,11 +8,11 @@ import pytest
 from pypdf import PdfReader
 
 from workbench import audit
-from workbench.case_export import export_report, report_data
+from workbench.cases.report_data import export_report, report_data
 from workbench.cli import main
 from workbench.config import Settings
-from workbench.gallery import Gallery
-from workbench.report import CAVEAT
+from workbench.gallery.store import Gallery
+from workbench.cases.report import CAVEAT
 
 from test_cases import as_user, gallery_home, new_case, probe, run_search, store  # noqa: F401  (fixtures)
 

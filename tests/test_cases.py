@@ -8,12 +8,12 @@ import sqlite3
 import pytest
 
 from workbench import audit
-from workbench.cases import Agreement, CaseStatus, CaseStore, ReviewStatus, Verdict
+from workbench.cases.store import Agreement, CaseStatus, CaseStore, ReviewStatus, Verdict
 from workbench.config import Settings
 from workbench.errors import CaseError, ReviewError
-from workbench.gallery import Gallery
-from workbench.gallery_enrol import enrol, items_from_folder
-from workbench.search import search_probes
+from workbench.gallery.store import Gallery
+from workbench.gallery.enrol import enrol, items_from_folder
+from workbench.gallery.search import search_probes
 from workbench.types import Probe
 
 from conftest import face_crop, write_custody_folder

@@ -11,7 +11,7 @@ import pytest
 from workbench.config import Settings
 from workbench.errors import FootageError
 from workbench.footage import Sampling, extract
-from workbench.tracking import probe_faces
+from workbench.footage.tracking import probe_faces
 
 from conftest import face_crop
 from videos import Actor, render, write_video
@@ -26,7 +26,7 @@ def cluster_settings(session_home) -> Settings:
 
 @pytest.fixture(scope="module")
 def client(cluster_settings):
-    from workbench.distributed import dask_client
+    from workbench.footage.distributed import dask_client
 
     with dask_client(cluster_settings) as client:
         client.wait_for_workers(2, timeout=120)
@@ -71,7 +71,7 @@ def single_process(sources, engine):
 
 
 def test_cluster_equals_single_process_with_tracks_across_chunk_borders(client, cluster_settings, sources, single_process):
-    from workbench.distributed import extract_on_dask
+    from workbench.footage.distributed import extract_on_dask
 
     # 0.6 s chunks: every track of the clip crosses at least one border.
     results = extract_on_dask(sources, cluster_settings, sampling=Sampling(fps=5), chunk_s=0.6, client=client)
@@ -87,7 +87,7 @@ def test_cluster_equals_single_process_with_tracks_across_chunk_borders(client, 
 
 
 def test_chunk_length_changes_nothing(client, cluster_settings, sources, single_process):
-    from workbench.distributed import extract_on_dask
+    from workbench.footage.distributed import extract_on_dask
 
     for chunk_s in (None, 0.2, 1.4):
         (result,) = extract_on_dask(sources[:1], cluster_settings, sampling=Sampling(fps=5), chunk_s=chunk_s, client=client)
@@ -95,7 +95,7 @@ def test_chunk_length_changes_nothing(client, cluster_settings, sources, single_
 
 
 def test_a_scheduler_address_in_settings_is_used(client, cluster_settings, sources, single_process):
-    from workbench.distributed import extract_on_dask
+    from workbench.footage.distributed import extract_on_dask
 
     remote = cluster_settings.replace(dask_scheduler=client.scheduler.address)
     (result,) = extract_on_dask(sources[:1], remote, sampling=Sampling(fps=5), chunk_s=1.0)
@@ -103,7 +103,7 @@ def test_a_scheduler_address_in_settings_is_used(client, cluster_settings, sourc
 
 
 def test_bad_sources_raise_or_stand_in_place(client, cluster_settings, sources, tmp_path):
-    from workbench.distributed import extract_on_dask
+    from workbench.footage.distributed import extract_on_dask
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 1000)
@@ -115,7 +115,7 @@ def test_bad_sources_raise_or_stand_in_place(client, cluster_settings, sources, 
 
 
 def test_unreachable_scheduler_is_a_clear_error(cluster_settings):
-    from workbench.distributed import dask_client
+    from workbench.footage.distributed import dask_client
     from workbench.errors import WorkbenchError
 
     with pytest.raises(WorkbenchError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):

@@ -137,7 +137,7 @@ def test_chunks_sample_exactly_the_frames_of_one_pass(clips):
     chunked = plan_source(clips["one_libx264"], Sampling(fps=5), chunk_s=0.6)
     assert len(one_pass.chunks) == 1 and len(chunked.chunks) == 5
     assert [c.index_offset for c in chunked.chunks] == [0, 6, 12, 18, 24]
-    from workbench.footage import _chunk_frames  # the per-chunk decoder the workers run
+    from workbench.footage.decode import _chunk_frames  # the per-chunk decoder the workers run
 
     def frames(plan):
         return [(f.frame_index, f.timestamp_s, f.rgb.tobytes()) for c in plan.chunks for f in _chunk_frames(c, [])]

@@ -23,7 +23,7 @@ import pytest
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.footage import Sampling, extract
-from workbench.investigate import probes_from_path
+from workbench.cases.investigate import probes_from_path
 
 from test_gallery_support import new_home
 
@@ -93,8 +93,8 @@ def test_hamilton_search_puts_obama_first_for_a_track(fr_gallery, video, capsys)
 
 
 def test_fusing_frames_ranks_the_mate_at_least_as_high_as_the_best_frame(fr_gallery, video, engine):
-    from workbench.gallery import Gallery
-    from workbench.search import search
+    from workbench.gallery.store import Gallery
+    from workbench.gallery.search import search
 
     probes = probes_from_path(video / "short_hamilton_clip.mp4", engine).probes
     rows = []

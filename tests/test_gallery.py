@@ -14,9 +14,10 @@ from workbench import audit, db
 from workbench.config import Settings
 from workbench.errors import GalleryError, PackMismatchError
 from workbench.fileio import sha256_file
-from workbench.gallery import Gallery, pack_key
-from workbench.gallery_enrol import enrol, items_from_manifest
-from workbench.gallery_index import MANIFEST, read_manifest
+from workbench.gallery.search import search
+from workbench.gallery.store import Gallery, pack_key
+from workbench.gallery.enrol import enrol, items_from_manifest
+from workbench.gallery.index import MANIFEST, read_manifest
 from workbench.types import PackId
 
 from test_gallery_support import (  # noqa: F401  (fixtures)
@@ -115,7 +116,7 @@ def test_folder_enrolment_reports_bad_input_and_goes_on(case, tmp_path, session_
     ids=["missing folder", "a file", "empty folder"],
 )
 def test_folder_that_cannot_be_enrolled_is_an_error(make, message, tmp_path):
-    from workbench.gallery_enrol import items_from_folder
+    from workbench.gallery.enrol import items_from_folder
 
     with pytest.raises(GalleryError, match=message):
         items_from_folder(make(tmp_path / "in"))
@@ -132,7 +133,7 @@ def test_image_with_several_faces_enrols_the_most_prominent(tmp_path, session_ho
     with Gallery.open(Settings(home=home)) as gallery:
         assert gallery.images_of("GROUP")[0]["faces_found"] == 6
         prominent = engine.analyse(t1_path)[0]
-        found = gallery.search(prominent, top=1)
+        found = search(gallery, prominent, top=1)
         assert found[0].score > 0.999
 
 
@@ -232,10 +233,10 @@ def test_a_later_manifest_updates_descriptive_fields(tmp_path, session_home, eng
 
 def test_remove_deletes_everything_of_the_subject_and_records_it(sample_gallery, engine, tom_hanks_path):
     probe = engine.prominent_face(tom_hanks_path)
-    assert sample_gallery.search(probe, top=1)[0].subject_id == "HANKS"
+    assert search(sample_gallery, probe, top=1)[0].subject_id == "HANKS"
     result = sample_gallery.remove_subject("HANKS")
     assert result == {"subject_id": "HANKS", "images": 1, "faces": 1, "vacuumed": True}
-    assert "HANKS" not in sample_gallery.search(probe).subject_ids
+    assert "HANKS" not in search(sample_gallery, probe).subject_ids
     assert sample_gallery.subject("HANKS") is None and sample_gallery.images_of("HANKS") == []
     assert sample_gallery.counts()["faces"] == 7
     entry = audit.entries(sample_gallery.conn)[-1]
@@ -279,7 +280,7 @@ def test_removed_embedding_bytes_leave_the_database_file_and_the_next_index(samp
 def test_faces_of_another_pack_are_refused(sample_gallery, engine, tom_hanks_path):
     probe = engine.prominent_face(tom_hanks_path).replace(pack_id=OTHER_PACK)
     with pytest.raises(PackMismatchError) as caught:
-        sample_gallery.search(probe)
+        search(sample_gallery, probe)
     assert str(OTHER_PACK) in str(caught.value) and str(engine.pack_id) in str(caught.value)
     with pytest.raises(PackMismatchError, match="other-pack"):
         add_synthetic(sample_gallery.settings.home, OTHER_PACK, identities=2)
@@ -331,7 +332,7 @@ def test_index_problems_fall_back_to_exact_search(sample_gallery, engine, tom_ha
     index_dir = sample_gallery.settings.index_dir
     (index_dir / MANIFEST).write_text("{ not json")
     probe = engine.prominent_face(tom_hanks_path)
-    found = sample_gallery.search(probe, exact=False)
+    found = search(sample_gallery, probe, exact=False)
     assert found[0].subject_id == "HANKS" and found.method == "exact"
     assert "unreadable" in sample_gallery.stats()["index_problem"]
     sample_gallery.rebuild()  # repairs it
@@ -348,7 +349,7 @@ def test_enrolments_after_a_build_are_searched_exactly_and_merged(sample_gallery
     probes, subjects = add_synthetic(sample_gallery.settings.home, sample_gallery.pack_id, identities=50, seed=3)
     stats = sample_gallery.stats()
     assert stats["not_indexed"] == 50 and stats["faces"] == 58
-    found = sample_gallery.search(probe_face(probes[7], sample_gallery.pack_id), exact=False)
+    found = search(sample_gallery, probe_face(probes[7], sample_gallery.pack_id), exact=False)
     assert found.method == "index" and found[0].subject_id == subjects[7]
     assert found.gallery_faces == 58
 
@@ -387,5 +388,5 @@ def test_an_index_that_does_not_match_the_store_is_not_used(sample_gallery, tmp_
         stats = replaced.stats()
         assert "does not match the stored faces" in stats["index_problem"] and stats["index"] is None
         assert stats["not_indexed"] == 8
-        found = replaced.search(engine.prominent_face(tom_hanks_path), exact=False)
+        found = search(replaced, engine.prominent_face(tom_hanks_path), exact=False)
         assert found.method == "exact" and all(s.startswith("SYN-") for s in found.subject_ids)

@@ -24,8 +24,8 @@ from workbench import audit
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.fileio import sha256_file
-from workbench.gallery import Gallery
-from workbench.gallery_index import read_manifest
+from workbench.gallery.store import Gallery
+from workbench.gallery.index import read_manifest
 from workbench.images import load_image
 
 from test_gallery_support import (  # noqa: F401  (fixtures)

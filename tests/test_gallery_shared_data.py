@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from workbench.config import Settings
-from workbench.gallery import EnrolledImage, Gallery, SubjectRecord
-from workbench.search import search_many
+from workbench.gallery.store import EnrolledImage, Gallery, SubjectRecord
+from workbench.gallery.search import search_many
 
 from test_gallery_support import add_synthetic, enrol_folder, new_home, probe_face
 

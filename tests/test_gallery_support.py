@@ -16,9 +16,9 @@ import pytest
 from PIL import Image, ImageFilter
 
 from workbench.config import Settings
-from workbench.gallery import EnrolledImage, Gallery, SubjectRecord
-from workbench.gallery_enrol import enrol, items_from_folder
-from workbench.gallery_synthetic import SFACE_MODEL
+from workbench.gallery.store import EnrolledImage, Gallery, SubjectRecord
+from workbench.gallery.enrol import enrol, items_from_folder
+from synthetic import SFACE_MODEL
 from workbench.images import load_image
 from workbench.types import Face
 
@@ -87,7 +87,7 @@ def enrol_folder(home: Path, engine, folder: Path, **kwargs):
 
 
 def synthetic_images(pack_id, *, identities: int, per_identity: int = 1, seed: int = 0, prefix: str = "SYN"):
-    """SYNTHETIC gallery records (see :mod:`workbench.gallery_synthetic`) and one mated probe per identity.
+    """SYNTHETIC gallery records (see :mod:`synthetic`) and one mated probe per identity.
 
     Returns (images, probes (identities, D) float32, subject ids of the probes).
     """

@@ -21,7 +21,7 @@ from workbench import audit
 from workbench.db import connect
 from workbench.errors import WorkbenchError
 from workbench.images import load_image
-from workbench.report import (
+from workbench.cases.report import (
     CAVEAT,
     CandidateEntry,
     DecisionEntry,

@@ -7,10 +7,10 @@ import pytest
 
 from workbench.config import Settings
 from workbench.errors import GalleryError
-from workbench.gallery import Gallery
-from workbench.gallery_index import exact_topk
+from workbench.gallery.store import Gallery
+from workbench.gallery.index import exact_topk
 from workbench.images import load_image
-from workbench.search import search, search_many, search_probes
+from workbench.gallery.search import search, search_many, search_probes
 from workbench.types import CandidateList, Probe, SearchMode
 
 from test_gallery_support import (  # noqa: F401  (fixtures)
@@ -45,7 +45,7 @@ def gallery(sample_home):
 def test_degraded_copy_finds_its_subject_on_top(gallery, engine, request, subject, image, how):
     rgb = degrade(load_image(request.getfixturevalue(image)), **DEGRADATIONS[how])
     probe = engine.prominent_face(rgb)
-    found = gallery.search(probe)
+    found = search(gallery, probe)
     assert found[0].subject_id == subject and found[0].rank == 1
     assert found[0].score > 0.5 > found[1].score and found[0].above_threshold is True
     assert len(found) == len(SAMPLE_SUBJECTS)  # top 20 > 8 subjects: everyone, ranked
@@ -95,7 +95,7 @@ def test_several_faces_of_one_person_fuse_into_one_list(gallery, engine, tom_han
 
 
 def test_candidate_list_as_frame_and_dict(gallery, engine, tom_hanks_path):
-    found = gallery.search(engine.prominent_face(tom_hanks_path), top=4)
+    found = search(gallery, engine.prominent_face(tom_hanks_path), top=4)
     assert isinstance(found, CandidateList) and len(found) == 4 and found.method == "exact"
     frame = found.to_frame()
     assert list(frame.columns) == ["rank", "subject_id", "score", "image_id", "face_id", "above_threshold", "per_probe_scores"]
@@ -154,7 +154,7 @@ def test_identification_without_any_threshold_is_an_error(tmp_path, session_home
 def test_empty_gallery_is_an_error(tmp_path, session_home, engine, tom_hanks_path):
     with Gallery.open(Settings(home=new_home(tmp_path / "ws", session_home))) as empty:
         with pytest.raises(GalleryError, match="is empty: enrol custody images first"):
-            empty.search(engine.prominent_face(tom_hanks_path))
+            search(empty, engine.prominent_face(tom_hanks_path))
 
 
 def test_probes_come_back_best_quality_first(gallery, engine, t1_rgb, tom_hanks_path):
@@ -174,7 +174,7 @@ def test_a_subject_with_several_images_scores_with_their_best(sample_gallery, en
     save_image(folder / "HANKS" / "second.jpg", degrade(rgb, scale=0.6), quality=70)
     enrol_folder(sample_gallery.settings.home, engine, folder)
     assert len(sample_gallery.images_of("HANKS")) == 2
-    found = sample_gallery.search(engine.prominent_face(tom_hanks_path))
+    found = search(sample_gallery, engine.prominent_face(tom_hanks_path))
     assert found.subject_ids.count("HANKS") == 1
     assert found[0].score > 0.999 and found[0].image_id == sample_gallery.images_of("HANKS")[0]["image_id"]
 
@@ -218,9 +218,9 @@ def test_removed_records_vanish_from_index_search_before_any_rebuild(mixed_home,
     home = copy_home(source, tmp_path / "ws")
     with Gallery.open(Settings(home=home, exact_search_below=0)) as g:
         probe = probe_face(probes[5], engine.pack_id)
-        assert g.search(probe)[0].subject_id == subjects[5]
+        assert search(g, probe)[0].subject_id == subjects[5]
         g.remove_subject(subjects[5], vacuum=False)
-        found = g.search(probe)
+        found = search(g, probe)
         assert found.method == "index" and subjects[5] not in found.subject_ids and len(found) == 20
         assert g.stats()["removed_since_build"] == 2  # both faces of that identity
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from workbench.footage import Sampling, extract
-from workbench.tracking import (
+from workbench.footage.tracking import (
     FrameFaces,
     TrackerConfig,
     box_iou,

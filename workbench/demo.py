@@ -22,11 +22,11 @@ DEMO_PERSON = 4
 
 def build_demo_workspace(settings: Settings, engine) -> dict:
     """Write the demo custody folder and probe, enrol them, open the demo case. Idempotent."""
-    from .cases import CaseStore
+    from .cases.store import CaseStore
     from .errors import CaseError
     from .fileio import atomic_write
-    from .gallery import Gallery
-    from .gallery_enrol import enrol, items_from_folder
+    from .gallery.store import Gallery
+    from .gallery.enrol import enrol, items_from_folder
     from .images import load_image
 
     root = settings.home / "demo"
@@ -63,7 +63,7 @@ def build_demo_workspace(settings: Settings, engine) -> dict:
 
 def run_demo(settings: Settings, out) -> int:
     from .engine import FaceEngine
-    from .investigate import run_search
+    from .cases.investigate import run_search
 
     engine = FaceEngine.from_settings(settings)
     built = build_demo_workspace(settings, engine)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def _store(settings: Settings):
-    from ..cases import CaseStore
+    from ..cases.store import CaseStore
 
     return CaseStore.open(settings)
 
@@ -64,7 +64,7 @@ def cmd_case_show(args, settings: Settings, out: Output) -> int:
 
 def _set_status(status_name: str):
     def command(args, settings: Settings, out: Output) -> int:
-        from ..cases import CaseStatus
+        from ..cases.store import CaseStatus
 
         case = _store(settings).set_status(args.reference, CaseStatus(status_name), reason=args.reason or "")
         out.emit({"case": case.as_dict()}, f"case {case.reference} is {case.status.value}")
@@ -171,7 +171,7 @@ def register(commands, add) -> None:
 
 
 def cmd_report(args, settings: Settings, out: Output) -> int:
-    from ..case_export import export_report
+    from ..cases.report_data import export_report
 
     result = export_report(settings, args.reference, args.out)
     lines = f"wrote {result['out']} ({result['searches']} search(es), {result['decisions']} decision(s)); sha256 {result['sha256']}"

@@ -26,7 +26,7 @@ def cmd_footage_extract(args, settings: Settings, out: Output) -> int:
         # Each result carries its warnings; they are printed below, once, in the output.
         warnings.simplefilter("ignore", FootageWarning)
         if args.dask or args.workers:
-            from ..distributed import extract_on_dask
+            from ..footage.distributed import extract_on_dask
 
             if args.workers:
                 settings = settings.replace(dask_workers=args.workers)

@@ -14,13 +14,13 @@ if TYPE_CHECKING:
 
 
 def _open(settings: Settings):
-    from ..gallery import Gallery
+    from ..gallery.store import Gallery
 
     return Gallery.open(settings)
 
 
 def cmd_enrol(args, settings: Settings, out: Output) -> int:
-    from ..gallery_enrol import (
+    from ..gallery.enrol import (
         DEFAULT_BATCH,
         enrol,
         items_from_folder,

@@ -4,7 +4,7 @@ Each face found in an image is one probe (a person); a video gives one probe per
 its good faces fused. Probes are listed best quality first and the top-level ``candidates``
 repeat the first probe's list. With ``--fuse`` the files show one person: their best faces fuse
 into one probe. Every search runs inside an open case and is recorded with its probes,
-settings and candidate lists (see :mod:`workbench.investigate`).
+settings and candidate lists (see :mod:`workbench.cases.investigate`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def cmd_search(args, settings: Settings, out: Output) -> int:
-    from ..investigate import replay, run_search
+    from ..cases.investigate import replay, run_search
 
     if args.replay is not None:
         if args.probes:

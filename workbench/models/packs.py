@@ -21,17 +21,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ModelPackError
 from ..fileio import atomic_write, sha256_file
 from ..types import PackId
-from .runtime import Preprocessing
 
 MANIFEST = "pack.json"
 MANIFEST_FORMAT = 1
@@ -55,6 +52,45 @@ IMPORT_HINT = (
     "import one with `workbench models import PATH` (a folder holding a detector and a "
     "recogniser ONNX, or the zip InsightFace publishes)"
 )
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an aligned crop becomes the recogniser's input tensor: ``(pixel - mean) / std``.
+
+    Attributes:
+        channels: "RGB" or "BGR", the channel order the model was trained on.
+        mean: subtracted from every 0..255 pixel value.
+        std: the difference is divided by this.
+
+    SFace (OpenCV Zoo) takes RGB 0..255 (mean 0, std 1) because its graph normalises
+    internally; ArcFace-family models from InsightFace take RGB (x - 127.5) / 127.5;
+    MobileFaceNet takes RGB (x - 127.5) / 128. Getting this wrong does not crash: it silently
+    lowers same-person scores, which is why each pack records it explicitly.
+    """
+
+    channels: str = "RGB"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "BGR"):
+            raise ModelPackError(f"preprocessing channels must be 'RGB' or 'BGR', got {self.channels!r}")
+        if self.std <= 0:
+            raise ModelPackError(f"preprocessing std must be positive, got {self.std}")
+
+    def to_tensor(self, crops_rgb: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32."""
+        crops = crops_rgb if self.channels == "RGB" else crops_rgb[..., ::-1]
+        tensor = crops.astype(np.float32)
+        if self.mean:
+            tensor -= np.float32(self.mean)
+        if self.std != 1.0:
+            tensor /= np.float32(self.std)
+        return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+
+    def as_dict(self) -> dict:
+        return {"channels": self.channels, "mean": self.mean, "std": self.std}
 
 
 @dataclass(frozen=True)
@@ -243,111 +279,6 @@ def ensure_default_pack(models_dir: Path) -> PackInfo:
 
 # ---------------------------------------------------------------------------------------------
 # Importing InsightFace-style packs
-
-
-def import_pack(
-    models_dir: Path,
-    source: str | os.PathLike,
-    *,
-    name: str | None = None,
-    preprocessing: Preprocessing | None = None,
-) -> PackInfo:
-    """Copy a detector + recogniser folder (or InsightFace zip) into the workspace as a pack.
-
-    Args:
-        source: a folder of ONNX files, or a zip holding one (InsightFace's ``buffalo_l.zip``).
-        name: the pack name; default: the folder or zip name without suffix.
-        preprocessing: the recogniser's pixel normalisation; default: what InsightFace's
-            ``ArcFaceONNX`` infers from the graph (RGB, (x - 127.5) / 127.5 for most models).
-
-    Importing the same files again under the same name is a no-op; other files under an
-    existing name is an error.
-    """
-    source = Path(source)
-    if not source.exists():
-        raise ModelPackError(f"{source}: no such folder or zip; {IMPORT_HINT}")
-    name = name or source.stem
-    if name == DEFAULT_PACK or not name or "/" in name or name.startswith("."):
-        raise ModelPackError(f"pack name {name!r} is reserved or invalid; choose another with --name")
-    with tempfile.TemporaryDirectory(dir=_ensure(models_dir), prefix=".import-") as scratch:
-        folder = _unpack(source, Path(scratch)) if source.is_file() else source
-        roles = identify_roles(folder)
-        staged = Path(scratch) / "staged"
-        staged.mkdir()
-        files = {}
-        for role in ("detector", "recogniser"):
-            src = roles[role]["path"]
-            shutil.copy2(src, staged / src.name)
-            files[src.name] = sha256_file(staged / src.name)
-        info = PackInfo(
-            name=name,
-            kind="insightface",
-            folder=Path(models_dir) / name,
-            detector_file=roles["detector"]["path"].name,
-            detector_kind=roles["detector"]["kind"],
-            recogniser_file=roles["recogniser"]["path"].name,
-            preprocessing=preprocessing or roles["recogniser"]["preprocessing"],
-            embedding_dim=roles["recogniser"]["embedding_dim"],
-            files=files,
-            default_threshold=None,
-            licence=INSIGHTFACE_LICENCE_NOTE if roles["detector"]["kind"] == "insightface" else "",
-            source=str(source.resolve()),
-        )
-        target = Path(models_dir) / name
-        if (target / MANIFEST).exists():
-            existing = _parse_manifest(target / MANIFEST)
-            if existing.files == files and existing.preprocessing == info.preprocessing:
-                return existing
-            raise ModelPackError(
-                f"a different pack named {name!r} already exists in {target}; choose another --name"
-            )
-        _write_manifest(info, staged)
-        if target.exists():  # leftover of an interrupted import: no manifest, so never used
-            shutil.rmtree(target)
-        os.replace(staged, target)
-    return _parse_manifest(target / MANIFEST)
-
-
-def identify_roles(folder: Path) -> dict[str, dict]:
-    """Find the detector (5 landmarks) and the recogniser among a folder's ONNX files.
-
-    Raises:
-        ModelPackError: naming the folder and the missing role.
-    """
-    from .loading import classify_onnx
-
-    candidates = sorted(Path(folder).rglob("*.onnx"))
-    if not candidates:
-        raise ModelPackError(f"{folder}: holds no .onnx files; a pack needs a face detector and a recogniser")
-    roles: dict[str, dict] = {}
-    for path in candidates:
-        found = classify_onnx(path)
-        if found and found["role"] not in roles:
-            roles[found["role"]] = {**found, "path": path}
-    missing = [role for role in ("detector", "recogniser") if role not in roles]
-    if missing:
-        seen = ", ".join(p.name for p in candidates)
-        raise ModelPackError(
-            f"{folder}: no {' and no '.join(missing)} found among {seen}; a pack needs a face "
-            "detector with 5 landmarks (SCRFD, RetinaFace, YuNet) and a recogniser (ArcFace-style, N x 3 x 112 x 112 input)"
-        )
-    return roles
-
-
-def _unpack(archive: Path, scratch: Path) -> Path:
-    if not zipfile.is_zipfile(archive):
-        raise ModelPackError(f"{archive}: not a folder or a zip file")
-    target = scratch / "unzipped"
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-            resolved = (target / member).resolve()
-            if not str(resolved).startswith(str(target.resolve())):
-                raise ModelPackError(f"{archive}: unsafe path {member!r} in zip")
-        try:
-            zf.extractall(target)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ModelPackError(f"{archive}: corrupt zip ({exc})") from exc
-    return target
 
 
 def _ensure(path: Path) -> Path:

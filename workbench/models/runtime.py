@@ -6,12 +6,12 @@ This module and the detector modules beside it are the only places that import o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelPackError
+from .packs import Preprocessing
 
 
 def create_session(model: str | os.PathLike | bytes, *, threads: int = 0) -> ort.InferenceSession:
@@ -30,45 +30,6 @@ def create_session(model: str | os.PathLike | bytes, *, threads: int = 0) -> ort
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         name = "<model bytes>" if isinstance(model, bytes) else os.fspath(model)
         raise ModelPackError(f"{name}: onnxruntime cannot load this model ({exc})") from exc
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an aligned crop becomes the recogniser's input tensor: ``(pixel - mean) / std``.
-
-    Attributes:
-        channels: "RGB" or "BGR", the channel order the model was trained on.
-        mean: subtracted from every 0..255 pixel value.
-        std: the difference is divided by this.
-
-    SFace (OpenCV Zoo) takes RGB 0..255 (mean 0, std 1) because its graph normalises
-    internally; ArcFace-family models from InsightFace take RGB (x - 127.5) / 127.5;
-    MobileFaceNet takes RGB (x - 127.5) / 128. Getting this wrong does not crash: it silently
-    lowers same-person scores, which is why each pack records it explicitly.
-    """
-
-    channels: str = "RGB"
-    mean: float = 0.0
-    std: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.channels not in ("RGB", "BGR"):
-            raise ModelPackError(f"preprocessing channels must be 'RGB' or 'BGR', got {self.channels!r}")
-        if self.std <= 0:
-            raise ModelPackError(f"preprocessing std must be positive, got {self.std}")
-
-    def to_tensor(self, crops_rgb: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32."""
-        crops = crops_rgb if self.channels == "RGB" else crops_rgb[..., ::-1]
-        tensor = crops.astype(np.float32)
-        if self.mean:
-            tensor -= np.float32(self.mean)
-        if self.std != 1.0:
-            tensor /= np.float32(self.std)
-        return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
-
-    def as_dict(self) -> dict:
-        return {"channels": self.channels, "mean": self.mean, "std": self.std}
 
 
 class OnnxRecogniser:

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from .errors import GalleryError
-from .fileio import atomic_write, fsync_dir, sha256_file
-from .types import PackId
+from ..errors import GalleryError
+from ..fileio import atomic_write, fsync_dir, sha256_file
+from ..types import PackId
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

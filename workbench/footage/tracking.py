@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .types import Face, FootageFace, Track
+from ..types import Face, FootageFace, Track
 
 #: cost given to pairs that fail a gate; anything at or above it is never assigned.
 _FORBIDDEN = 1e6

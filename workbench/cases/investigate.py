@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cases import CaseStore, SearchRun
-from .config import Settings
-from .errors import CaseError, NoFaceError
-from .fileio import sha256_file
-from .images import crop_box
-from .types import Face, PackId, Probe
+from .store import CaseStore, SearchRun
+from ..config import Settings
+from ..errors import CaseError, NoFaceError
+from ..fileio import sha256_file
+from ..images import crop_box
+from ..types import Face, PackId, Probe
 
 #: suffixes that mean "video": searched by face track.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ogg", ".ogv", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"})
@@ -70,7 +70,7 @@ def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> ProbeSe
 
 
 def _video_probes(path: str, engine, *, fuse: bool) -> ProbeSet:
-    from .footage import Sampling, extract, track_probe
+    from ..footage import Sampling, extract, track_probe
 
     result = extract(path, engine, sampling=Sampling(fps=engine.settings.footage_fps))
     if not result.tracks:
@@ -120,15 +120,15 @@ def run_search(
 
     Args:
         fuse: the files show one person: their best faces fuse into one probe.
-        exact: True forces exact search; None lets the gallery choose (see :mod:`workbench.search`).
+        exact: True forces exact search; None lets the gallery choose (see :mod:`workbench.gallery.search`).
 
     Raises:
         CaseError: no case given, unknown, or not open (checked before any image is read).
         NoFaceError, ImageError, FootageError, PackMismatchError, GalleryError.
     """
-    from .engine import FaceEngine
-    from .gallery import Gallery
-    from .search import search_probes
+    from ..engine import FaceEngine
+    from ..gallery.store import Gallery
+    from ..gallery.search import search_probes
 
     store = CaseStore.open(settings)
     store.require_open(case_ref)
@@ -181,8 +181,8 @@ def replay(settings: Settings, search_id: int) -> ReplayResult:
     A different list after a gallery change (enrolments, removals) is expected; the result says
     what changed. The case must still be open (a replay is a new search).
     """
-    from .gallery import Gallery
-    from .search import search_many
+    from ..gallery.store import Gallery
+    from ..gallery.search import search_many
 
     store = CaseStore.open(settings)
     original = store.search(search_id)
@@ -216,7 +216,7 @@ def replay(settings: Settings, search_id: int) -> ReplayResult:
 def _png_to_rgb(data: bytes | None):
     if not data:
         return None
-    from .images import load_image
+    from ..images import load_image
 
     return load_image(data)
 

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import GalleryError, ModelPackError, PackMismatchError
-from .gallery import Gallery, LiveView, pack_key
-from .types import Candidate, CandidateList, Face, PackId, Probe, SearchMode
+from ..errors import GalleryError, ModelPackError, PackMismatchError
+from .store import Gallery, LiveView, pack_key
+from ..types import Candidate, CandidateList, Face, PackId, Probe, SearchMode
 
 #: faces asked per probe face at first: top x this (grown if too few distinct subjects come back).
 FACES_PER_SUBJECT_GUESS = 3
@@ -58,7 +58,7 @@ def _pack_default_threshold(gallery: Gallery) -> float | None:
     pack = gallery.pack_id
     if pack is None:
         return None
-    from .models.packs import (  # loads onnxruntime; only reached without an engine
+    from ..models.packs import (  # loads onnxruntime; only reached without an engine
         MANIFEST,
         read_pack,
     )

@@ -70,8 +70,8 @@ from reportlab.platypus import Image as RLImage
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus.doctemplate import LayoutError
 
-from .errors import WorkbenchError
-from .fileio import atomic_write
+from ..errors import WorkbenchError
+from ..fileio import atomic_write
 
 CAVEAT = (
     "A candidate in this report is an investigative lead, not an identification. The system does "

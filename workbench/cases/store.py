@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audit
-from .db import connect, transaction
-from .errors import CaseError, ReviewError
-from .fileio import sha256_file
-from .types import CandidateList, Probe
+from .. import audit
+from ..db import connect, transaction
+from ..errors import CaseError, ReviewError
+from ..fileio import sha256_file
+from ..types import CandidateList, Probe
 
 
 class CaseStatus(enum.Enum):

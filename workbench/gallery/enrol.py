@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import GalleryError, ImageError, WorkbenchError
-from .gallery import EnrolledImage, Gallery, SubjectRecord
+from ..errors import GalleryError, ImageError, WorkbenchError
+from .store import EnrolledImage, Gallery, SubjectRecord
 
 MANIFEST_REQUIRED = ("subject_id", "image_path")
 MANIFEST_OPTIONAL = ("name", "dob", "sex", "ethnicity", "custody_date", "source")

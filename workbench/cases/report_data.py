@@ -1,4 +1,4 @@
-"""Gather a case from the workspace into a :class:`~workbench.report.ReportData`, and export it.
+"""Gather a case from the workspace into a :class:`~workbench.cases.report.ReportData`, and export it.
 
 The case store holds what was searched and decided; the gallery holds the custody images the
 candidates point to (thumbnails are cut from them at export time: a custody record deleted
@@ -16,12 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import audit
-from .cases import CaseStatus, CaseStore, Decision, ReviewStatus, png_bytes, utc_now
-from .config import Settings
-from .db import transaction
-from .errors import WorkbenchError
-from .images import load_image
+from .. import audit
+from .store import CaseStatus, CaseStore, Decision, ReviewStatus, png_bytes, utc_now
+from ..config import Settings
+from ..db import transaction
+from ..errors import WorkbenchError
+from ..images import load_image
 from .report import (
     CandidateEntry,
     DecisionEntry,

@@ -1,16 +1,8 @@
-"""The custody gallery: subjects, custody images and face embeddings in the workspace database.
+"""The gallery store: subjects, custody images and face embeddings in the workspace database.
 
-The gallery is split into small modules:
-
-* ``gallery.py`` (this one): :class:`Gallery`, which owns the database connection and the
-  loaded index; writes enrolled faces, removes subjects, reports stats, rebuilds the index,
-  and gives search a consistent :class:`LiveView` of what may be returned.
-* ``gallery_enrol.py``: enrolment from a folder or a manifest CSV (hashing, batches, report).
-* ``gallery_index.py``: Annoy builds on disk (the only module that imports annoy), exact
-  batched top-k, and :class:`~workbench.gallery_index.LiveView`, the nearest-face lookup over a
-  build plus the faces enrolled since.
-* ``gallery_synthetic.py``: SYNTHETIC SFace-like embeddings for benchmarks and tests.
-* ``search.py``: probe faces -> candidate list (fusion, threshold, modes).
+:class:`Gallery` owns the database connection and the loaded index; it writes enrolled faces,
+removes subjects, reports stats, rebuilds the index, and gives search a consistent
+:class:`LiveView` of what may be returned (module map: :mod:`workbench.gallery`).
 
 Store (SQLite, schema in :data:`workbench.db.MIGRATIONS`, version 2): ``subjects`` (custody
 reference and descriptive fields), ``custody_images`` (path as given, sha256, size, capture date,
@@ -44,11 +36,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from . import audit
-from .config import Settings
-from .db import connect, transaction
-from .errors import GalleryError, PackMismatchError
-from .gallery_index import (
+from .. import audit
+from ..config import Settings
+from ..db import connect, transaction
+from ..errors import GalleryError, PackMismatchError
+from .index import (
     LiveView,
     clear_index,
     load_build,
@@ -56,7 +48,7 @@ from .gallery_index import (
     read_manifest,
     verify_build,
 )
-from .types import Face, PackId
+from ..types import Face, PackId
 
 #: rows read from SQLite per fetch when loading embeddings.
 FETCH_ROWS = 20_000
@@ -473,12 +465,6 @@ class Gallery:
                          "seconds": round(time.monotonic() - started, 3)},
             )
         return manifest
-
-    def search(self, probe_faces, **kwargs):
-        """:func:`workbench.search.search` on this gallery (same keyword arguments)."""
-        from .search import search
-
-        return search(self, probe_faces, **kwargs)
 
     def _clear_index(self) -> dict:
         """An empty gallery has no index: delete it (it may hold embeddings of removed subjects)."""

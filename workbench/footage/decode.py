@@ -1,18 +1,4 @@
-"""Footage: video files, single stills and folders of stills -> sampled frames -> face tracks.
-
-Pipeline for one source::
-
-    plan_source(path)        sha256; probe; index of every frame's timestamp (demux only, no
-                             decoding); cut the sampled time line into chunks
-    detect_chunk(chunk, e)   decode one chunk, keep the sampled frames, detect + embed faces
-                             (one Dask task per chunk in workbench.distributed)
-    assemble(plan, results)  link the faces of all chunks, in time order, into tracks
-                             (workbench.tracking), pick best shots, report warnings
-
-:func:`extract` runs the three steps in this process; :func:`workbench.distributed.extract_on_dask`
-runs ``detect_chunk`` on a cluster. Tracking always runs once over the whole time line, so the
-tracks, their order and their ids do not depend on how the footage was cut into chunks: a
-track that crosses a chunk border is one track by construction.
+"""Decoding footage (the one module that imports PyAV): plan a source, decode its sampled frames.
 
 Decoding
 --------
@@ -64,32 +50,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
-import cv2
 import numpy as np
 
-from .errors import FootageError, ImageError
-from .fileio import sha256_file
-from .images import IMAGE_SUFFIXES, crop_box, load_image
-from .tracking import (
-    FrameFaces,
-    TrackerConfig,
-    probe_faces,
-    scene_signature,
-    track_tracks,
-)
-from .types import Probe, Track
+from ..errors import FootageError, ImageError
+from ..fileio import sha256_file
+from ..images import IMAGE_SUFFIXES, load_image
 
-if TYPE_CHECKING:
-    import pandas as pd
 
-    from .engine import FaceEngine
-
-#: suffixes taken for video when listing folders (any file that is not a still is tried as video).
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ogg", ".ogv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".3gp"}
 )
@@ -103,10 +73,6 @@ MAX_DECODE_ERRORS = 25
 ANALYSE_BATCH = 4
 #: default chunk length for scale-out, seconds of footage.
 DEFAULT_CHUNK_S = 60.0
-#: faces of a track used as a search probe: quality at least this (the best shot always)...
-PROBE_MIN_QUALITY = 0.4
-#: ...and at most this many, the best first (more add little and cost search time).
-PROBE_MAX_FACES = 10
 
 
 class FootageWarning(UserWarning):
@@ -225,14 +191,6 @@ class SourcePlan:
     info: SourceInfo
     sampling: Sampling
     chunks: tuple[Chunk, ...]
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ChunkResult:
-    """Faces of the sampled frames of one chunk (aligned crops dropped), and what went wrong."""
-
-    frames: tuple[FrameFaces, ...]
     warnings: tuple[str, ...] = ()
 
 
@@ -606,206 +564,6 @@ def _frame_rgb(frame, sar) -> np.ndarray:
     return rgb
 
 
-# -- faces ---------------------------------------------------------------------------------------
-
-
-def detect_chunk(chunk: Chunk, engine: FaceEngine, *, batch: int = ANALYSE_BATCH) -> ChunkResult:
-    """Decode one chunk and find every face (with embedding and quality) in its sampled frames.
-
-    Aligned crops are dropped from the faces to keep long footage in memory; get pixels back
-    with :meth:`FootageResult.thumbnail`.
-    """
-    problems: list[str] = []
-    results: list[FrameFaces] = []
-    pending: list[Frame] = []
-
-    def flush() -> None:
-        for frame, faces in zip(pending, engine.analyse_many([f.rgb for f in pending])):
-            faces = tuple(f.replace(aligned=None) for f in faces)
-            results.append(FrameFaces(frame.frame_index, frame.timestamp_s, faces, frame_signature(frame.rgb)))
-        pending.clear()
-
-    for frame in _chunk_frames(chunk, problems):
-        pending.append(frame)
-        if len(pending) >= batch:
-            flush()
-    flush()
-    return ChunkResult(tuple(results), tuple(problems))
-
-
-def frame_signature(rgb: np.ndarray) -> np.ndarray:
-    """The frame's colour signature for cut detection (see :func:`workbench.tracking.scene_signature`)."""
-    small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
-    return scene_signature(cv2.cvtColor(small, cv2.COLOR_RGB2HSV))
-
-
-def emit_warnings(messages: Iterable[str]) -> None:
-    for message in messages:
-        warnings.warn(message, FootageWarning, stacklevel=3)
-
-
-def assemble(plan: SourcePlan, results: Sequence[ChunkResult], tracking: TrackerConfig | None = None, *, warn: bool = True) -> FootageResult:
-    """Tracks of one source from its chunks' faces (chunks in plan order)."""
-    frames = [frame for result in results for frame in result.frames]
-    problems = list(dict.fromkeys([*plan.warnings, *(w for r in results for w in r.warnings)]))
-    if not plan.chunks:
-        problems.append(f"{plan.info.path}: no frames between {plan.sampling.start_s:g} s and {plan.sampling.end_s} s")
-    tracks = track_tracks(frames, source_path=plan.info.path, source_sha256=plan.info.sha256, config=tracking)
-    if warn:
-        emit_warnings(problems)
-    return FootageResult(plan.info, tracks, plan.sampling, len(frames), tuple(problems))
-
-
-def extract(
-    path: str | os.PathLike,
-    engine: FaceEngine,
-    *,
-    sampling: Sampling | None = None,
-    tracking: TrackerConfig | None = None,
-    chunk_s: float | None = None,
-) -> FootageResult:
-    """Every distinct face of one source, as tracks with best shots, in this process.
-
-    Args:
-        path: a video file, a still, or a folder of stills.
-        engine: the face engine (its pack's embeddings go into the tracks).
-        sampling: frames to analyse; default ``Sampling(fps=engine.settings.footage_fps)``.
-        tracking: tracker parameters (see :mod:`workbench.tracking`).
-        chunk_s: decode in chunks of this many seconds (the result is the same; only memory
-            and seeking differ). None = one pass.
-
-    Raises:
-        FootageError: the source cannot be read at all. Partial damage is a FootageWarning.
-    """
-    sampling = sampling or Sampling(fps=engine.settings.footage_fps)
-    plan = plan_source(path, sampling, chunk_s=chunk_s)
-    return assemble(plan, [detect_chunk(chunk, engine) for chunk in plan.chunks], tracking)
-
-
-def extract_many(
-    paths: Iterable[str | os.PathLike], engine: FaceEngine, *, return_errors: bool = False, **options
-) -> list[FootageResult | FootageError]:
-    """:func:`extract` for several sources, results in input order.
-
-    With ``return_errors``, the FootageError of a source that cannot be read stands in its
-    place in the list and the other sources are still extracted.
-    """
-    out: list[FootageResult | FootageError] = []
-    for path in paths:
-        try:
-            out.append(extract(path, engine, **options))
-        except FootageError as exc:
-            if not return_errors:
-                raise
-            out.append(exc)
-    return out
-
-
-def track_probe(track: Track, *, min_quality: float = PROBE_MIN_QUALITY, max_faces: int = PROBE_MAX_FACES) -> Probe:
-    """A search probe from a face track: its good faces (:func:`workbench.tracking.probe_faces`),
-    whose scores the search fuses, and the track's times. ``probe_id`` is ``"<file name>#track<id>"``."""
-    return Probe(
-        probe_id=f"{Path(track.source_path).name}#track{track.track_id}",
-        source=track.source_path,
-        faces=tuple(probe_faces(track, min_quality=min_quality, max_faces=max_faces)),
-        start_s=round(track.start_s, 3),
-        end_s=round(track.end_s, 3),
-    )
-
-
-# -- results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FootageResult:
-    """The tracks found in one source.
-
-    Attributes:
-        info: the source (path, sha256, kind, size, codec...).
-        tracks: tracks in id order (first appearance, then left to right).
-        sampling: the frames that were analysed.
-        frames_sampled: sampled frames actually decoded and analysed.
-        warnings: problems met (damaged data), each naming the file and the time.
-    """
-
-    info: SourceInfo
-    tracks: tuple[Track, ...]
-    sampling: Sampling
-    frames_sampled: int
-    warnings: tuple[str, ...] = ()
-
-    def track(self, track_id: int) -> Track:
-        for track in self.tracks:
-            if track.track_id == track_id:
-                return track
-        raise FootageError(f"{self.info.path}: no track {track_id} (tracks 1..{len(self.tracks)})")
-
-    @cached_property
-    def faces(self) -> pd.DataFrame:
-        """One row per face: source, sha256, track_id, frame_index, timestamp_s, x1, y1, x2, y2,
-        detector_score, quality, is_best (the track's best shot)."""
-        import pandas as pd
-
-        columns = ["source", "sha256", "track_id", "frame_index", "timestamp_s", "x1", "y1", "x2", "y2", "detector_score", "quality", "is_best"]
-        rows = [
-            (self.info.path, self.info.sha256, t.track_id, f.frame_index, f.timestamp_s, *f.face.bbox_xyxy, f.face.detector_score, f.quality_score, i == t.best_index)
-            for t in self.tracks
-            for i, f in enumerate(t.faces)
-        ]
-        frame = pd.DataFrame(rows, columns=columns)
-        return frame.sort_values(["frame_index", "track_id"], kind="stable").reset_index(drop=True)
-
-    def tracks_table(self) -> pd.DataFrame:
-        """One row per track: track_id, start_s, end_s, n_faces, quality, best_frame_index, best_timestamp_s."""
-        import pandas as pd
-
-        rows = [(t.track_id, t.start_s, t.end_s, t.n_faces, t.quality, t.best.frame_index, t.best.timestamp_s) for t in self.tracks]
-        return pd.DataFrame(rows, columns=["track_id", "start_s", "end_s", "n_faces", "quality", "best_frame_index", "best_timestamp_s"])
-
-    def frame(self, frame_index: int, timestamp_s: float) -> np.ndarray:
-        """Decode one frame again (upright RGB): for thumbnails and review."""
-        return read_frames(self.info, [(frame_index, timestamp_s)])[0]
-
-    def thumbnail(self, track_id: int, frame_index: int | None = None, *, margin: float = 0.5) -> np.ndarray:
-        """A loose crop (RGB) around the track's face in one frame (default: the best shot).
-
-        The frame is decoded again from the source, so the source must still be readable.
-        ``margin`` is the share of the box size added on each side.
-        """
-        track = self.track(track_id)
-        face = track.best if frame_index is None else next((f for f in track.faces if f.frame_index == frame_index), None)
-        if face is None:
-            raise FootageError(f"{self.info.path}: track {track_id} has no face in frame {frame_index}")
-        return crop_box(self.frame(face.frame_index, face.timestamp_s), face.face.bbox_xyxy, margin)
-
-    def best_shots(self, *, margin: float = 0.5) -> dict[int, np.ndarray]:
-        """Best-shot crops of every track, decoding the source once: {track_id: RGB crop}."""
-        wanted = [(t.best.frame_index, t.best.timestamp_s) for t in self.tracks]
-        images = read_frames(self.info, wanted)
-        return {t.track_id: crop_box(image, t.best.face.bbox_xyxy, margin) for t, image in zip(self.tracks, images)}
-
-    def save_best_shots(self, folder: str | os.PathLike, *, margin: float = 0.5) -> dict[int, Path]:
-        """Write each track's best shot as JPEG: ``<name>_<sha256[:8]>_track<id>.jpg``."""
-        from PIL import Image
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(self.info.path).stem or "footage"
-        written = {}
-        for track_id, crop in self.best_shots(margin=margin).items():
-            target = folder / f"{stem}_{self.info.sha256[:8]}_track{track_id:03d}.jpg"
-            Image.fromarray(crop).save(target, quality=95)
-            written[track_id] = target
-        return written
-
-    def as_dict(self) -> dict:
-        return {
-            "source": self.info.as_dict(),
-            "frames_sampled": self.frames_sampled,
-            "sampling": {"fps": self.sampling.fps, "start_s": self.sampling.start_s, "end_s": self.sampling.end_s},
-            "warnings": list(self.warnings),
-            "tracks": [t.as_dict() for t in self.tracks],
-        }
 
 
 def read_frames(info: SourceInfo, wanted: Sequence[tuple[int, float]]) -> list[np.ndarray]:
@@ -848,3 +606,8 @@ def read_frames(info: SourceInfo, wanted: Sequence[tuple[int, float]]) -> list[n
     finally:
         container.close()
     return [found[i] for i in range(len(wanted))]
+
+
+def emit_warnings(messages: Iterable[str]) -> None:
+    for message in messages:
+        warnings.warn(message, FootageWarning, stacklevel=3)

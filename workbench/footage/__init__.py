@@ -1,0 +1,37 @@
+"""Footage: video files, stills and folders of stills -> sampled frames -> faces -> face tracks.
+
+Modules:
+
+* ``decode.py``: the one module that imports PyAV. Plans a source (sha256, frame timestamps
+  from the demuxer, chunks of sampling slots) and decodes its sampled frames, upright and in
+  display pixels, with true presentation times; damaged input becomes warnings or
+  :class:`~workbench.errors.FootageError`.
+* ``tracking.py``: links faces of successive sampled frames into tracks (Hungarian assignment
+  on box overlap, motion and appearance; cuts end tracks; fragments rejoin) and chooses the
+  faces of a track that make a search probe.
+* ``extract.py``: the pipeline of one process: decode, detect and embed, track;
+  :class:`FootageResult` with thumbnails and tables; :func:`track_probe`.
+* ``distributed.py``: the one module that imports Dask: the same extraction on a
+  ``LocalCluster`` or a scheduler address, results identical to one process.
+"""
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "DEFAULT_CHUNK_S": "decode",
+        "FootageResult": "extract",
+        "FootageWarning": "decode",
+        "Sampling": "decode",
+        "SourceKind": "decode",
+        "TrackerConfig": "tracking",
+        "extract": "extract",
+        "extract_many": "extract",
+        "extract_on_dask": "distributed",
+        "iter_frames": "decode",
+        "plan_source": "decode",
+        "probe_faces": "tracking",
+        "track_probe": "extract",
+    },
+)

@@ -1,0 +1,1 @@
+"""Voila dashboards for analysts and reviewers: widgets and the ``serve`` launcher."""
