@@ -101,11 +101,11 @@ def test_compare_fr_examples(workspace, shared_data):
 
 
 def test_demo_builds_a_workspace_and_finds_the_right_person(workspace):
-    first = json.loads(run_cli("demo", "--json", home=workspace).stdout)
+    first = json.loads(run_cli("demo", "--json", "--no-serve", home=workspace).stdout)
     assert first["enrolment"]["enrolled"] == 8
     assert first["search"]["candidates"][0]["subject_id"] == first["expected"]
     assert first["search"]["candidates"][0]["above_threshold"] is True
-    again = json.loads(run_cli("demo", "--json", home=workspace).stdout)
+    again = json.loads(run_cli("demo", "--json", "--no-serve", home=workspace).stdout)
     assert again["enrolment"]["enrolled"] == 0 and again["enrolment"]["skipped"] == 8
     assert again["search"]["search_id"] == first["search"]["search_id"] + 1
 

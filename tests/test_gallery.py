@@ -15,7 +15,7 @@ from workbench.config import Settings
 from workbench.errors import GalleryError, PackMismatchError
 from workbench.fileio import sha256_file
 from workbench.gallery.search import search
-from workbench.gallery.store import Gallery, pack_key
+from workbench.gallery.store import Gallery
 from workbench.gallery.enrol import enrol, items_from_manifest
 from workbench.gallery.index import MANIFEST, read_manifest
 from workbench.types import PackId
@@ -313,7 +313,7 @@ def test_rebuild_swaps_in_a_complete_build_and_cleans_up(sample_gallery):
     first = sample_gallery.rebuild()
     manifest = read_manifest(home / "index")
     assert manifest == first
-    assert manifest["count"] == 8 and manifest["pack_id"] == pack_key(sample_gallery.pack_id)
+    assert manifest["count"] == 8 and manifest["pack_id"] == str(sample_gallery.pack_id)
     assert manifest["n_trees"] == sample_gallery.settings.index_n_trees and manifest["max_face_id"] == 8
     for name, info in manifest["files"].items():
         assert sha256_file(home / "index" / manifest["folder"] / name) == info["sha256"]

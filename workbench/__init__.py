@@ -1,7 +1,13 @@
 """Retrospective facial recognition workbench.
 
-The system proposes candidates; trained people make every decision. ``import workbench``
-loads no model and prints nothing: heavy modules load when first used.
+The system proposes candidates; trained people make every decision. Start from
+:class:`Workspace` (one workspace folder opened for one user): cases, footage, probes,
+recorded searches, two-person review, reports. The other names are the value types it hands
+out and takes. Sub-packages hold the rest: :mod:`workbench.gallery`, :mod:`workbench.footage`,
+:mod:`workbench.cases`, :mod:`workbench.models`, :mod:`workbench.ui`; errors live in
+:mod:`workbench.errors`.
+
+``import workbench`` loads no model and prints nothing: heavy modules load when first used.
 """
 
 from __future__ import annotations
@@ -12,49 +18,27 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved on first attribute access (PEP 562).
 _EXPORTS = {
-    "Agreement": "cases.store",
-    "AuditError": "errors",
+    "Agreement": "types",
     "Candidate": "types",
     "CandidateList": "types",
-    "CaseError": "errors",
-    "CaseStatus": "cases.store",
-    "CaseStore": "cases.store",
-    "ConfigError": "errors",
+    "Case": "types",
+    "CaseStatus": "types",
+    "Decision": "types",
     "Face": "types",
     "FaceEngine": "engine",
     "FaceQuality": "types",
-    "FootageError": "errors",
-    "FootageFace": "types",
-    "FootageResult": "footage.extract",
-    "Gallery": "gallery.store",
-    "GalleryError": "errors",
-    "ImageError": "errors",
-    "ModelPackError": "errors",
-    "NoFaceError": "errors",
     "PackId": "types",
-    "PackMismatchError": "errors",
     "Probe": "types",
-    "ReviewError": "errors",
-    "Sampling": "footage.decode",
     "SearchMode": "types",
+    "SearchRun": "types",
     "Settings": "config",
     "Track": "types",
-    "TrackerConfig": "footage.tracking",
-    "Verdict": "cases.store",
+    "Verdict": "types",
     "WorkbenchError": "errors",
+    "Workspace": "workspace",
     "evaluate_identification": "evaluate",
     "evaluate_pairs": "evaluate",
-    "export_report": "cases.report_data",
-    "extract": "footage.extract",
-    "extract_on_dask": "footage.distributed",
-    "identification_metrics": "evaluate",
     "load_image": "images",
-    "probe_faces": "footage.tracking",
-    "replay": "cases.investigate",
-    "run_search": "cases.investigate",
-    "search_many": "gallery.search",
-    "search_probes": "gallery.search",
-    "verification_metrics": "evaluate",
 }
 
 __all__ = sorted(_EXPORTS)

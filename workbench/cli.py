@@ -19,6 +19,7 @@ from collections.abc import Callable
 from .commands import COMMAND_MODULES, EXIT_ERROR, EXIT_OK
 from .config import Settings
 from .errors import WorkbenchError
+from .workspace import Workspace
 
 
 class Output:
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(getattr(args, "json", False))
     try:
-        return args.func(args, settings_from_args(args), out)
+        with Workspace(settings_from_args(args)) as workspace:
+            return args.func(args, workspace, out)
     except WorkbenchError as exc:
         if out.as_json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))

@@ -183,6 +183,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             BEGIN SELECT RAISE(ABORT, 'recorded candidate lists are never deleted'); END;
         """,
     ),
+    (
+        4,
+        "probes drawn by hand, and each candidate's per-probe-face scores",
+        """
+        ALTER TABLE search_probes ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;      -- 1: a person drew the box
+        ALTER TABLE search_candidates ADD COLUMN per_probe_json TEXT;                -- JSON list: best score per probe face
+        """,
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ value at fault and says what was expected. Third-party exceptions are translated
 
     WorkbenchError
     ├── ConfigError            settings file or environment value is invalid
+    ├── ChoiceError            a value is not one of a closed list (mode, verdict, status...)
     ├── ImageError             an image cannot be read (missing, empty, truncated, not an image, too big)
     ├── FootageError           a video or folder of stills cannot be read
     ├── NoFaceError            an image holds no face where one was required
@@ -26,6 +27,10 @@ class WorkbenchError(Exception):
 
 class ConfigError(WorkbenchError):
     """A setting is invalid (bad type, out of range, unknown key)."""
+
+
+class ChoiceError(WorkbenchError, ValueError):
+    """A value is not one of a closed list of choices (search mode, verdict, case status...)."""
 
 
 class ImageError(WorkbenchError):

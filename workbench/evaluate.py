@@ -25,16 +25,17 @@ Conventions (write them in any report that quotes these figures):
 from __future__ import annotations
 
 import csv
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
-from tqdm import tqdm
 
 from .errors import WorkbenchError
+
+#: progress callback: (done, total) images.
+Progress = Callable[[float, float], None]
 from .images import IMAGE_SUFFIXES
 
 FMR_TARGETS = (1e-2, 1e-3)
@@ -181,10 +182,13 @@ class EmbeddedImages:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def embed_images(engine, paths: Sequence[Path], *, aligned: bool = False, progress: bool = True, desc: str = "embedding") -> EmbeddedImages:
-    """Embed the most prominent face of each image (or the whole image when ``aligned``)."""
+def embed_images(engine, paths: Sequence[Path], *, aligned: bool = False, progress: Progress | None = None) -> EmbeddedImages:
+    """Embed the most prominent face of each image (or the whole image when ``aligned``);
+    ``progress(images_done, images_total)`` after each image."""
     result = EmbeddedImages()
-    for path in tqdm(paths, desc=desc, unit="img", delay=2, disable=not progress, file=sys.stderr):
+    for done, path in enumerate(paths, start=1):
+        if progress is not None:
+            progress(done - 1, len(paths))
         key = str(path)
         try:
             face = engine.embed_crop(path) if aligned else engine.prominent_face(path)
@@ -195,6 +199,8 @@ def embed_images(engine, paths: Sequence[Path], *, aligned: bool = False, progre
             result.failures[key] = f"{path}: no face found"
         else:
             result.embeddings[key] = face.embedding
+    if progress is not None:
+        progress(len(paths), len(paths))
     return result
 
 
@@ -218,7 +224,7 @@ def read_pairs(pairs_csv: Path, images_dir: Path) -> list[tuple[Path, Path, int]
     return pairs
 
 
-def evaluate_pairs(engine, pairs_csv: Path, images_dir: Path, *, aligned: bool = False, progress: bool = True) -> dict:
+def evaluate_pairs(engine, pairs_csv: Path, images_dir: Path, *, aligned: bool = False, progress: Progress | None = None) -> dict:
     """Verification figures for the pairs in ``pairs_csv`` (see the module docstring)."""
     pairs = read_pairs(pairs_csv, images_dir)
     unique = sorted({p for a, b, _ in pairs for p in (a, b)})
@@ -257,13 +263,14 @@ def labelled_images(folder: Path) -> list[tuple[str, Path]]:
 
 
 def evaluate_identification(
-    engine, gallery_dir: Path, probes_dir: Path, *, aligned: bool = False, progress: bool = True
+    engine, gallery_dir: Path, probes_dir: Path, *, aligned: bool = False, progress: Progress | None = None
 ) -> dict:
     """Identification figures: every probe against every gallery identity (exact search)."""
     gallery = labelled_images(gallery_dir)
     probes = labelled_images(probes_dir)
-    g = embed_images(engine, [p for _, p in gallery], aligned=aligned, progress=progress, desc="gallery")
-    p = embed_images(engine, [p for _, p in probes], aligned=aligned, progress=progress, desc="probes")
+    n_gallery, n_probes = len(gallery), len(probes)
+    g = embed_images(engine, [p for _, p in gallery], aligned=aligned, progress=progress and (lambda d, _t: progress(d, n_gallery + n_probes)))
+    p = embed_images(engine, [p for _, p in probes], aligned=aligned, progress=progress and (lambda d, _t: progress(n_gallery + d, n_gallery + n_probes)))
     identities = sorted({label for label, path in gallery if str(path) in g.embeddings})
     if not identities:
         raise WorkbenchError(f"{gallery_dir}: no gallery image could be enrolled")

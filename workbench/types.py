@@ -12,11 +12,12 @@ Conventions (see DESIGN.md):
 from __future__ import annotations
 
 import dataclasses
+import enum as _enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ModelPackError
+from .errors import ChoiceError, ModelPackError
 
 
 def _frozen_array(value, dtype, shape_hint: str, expected_shape=None) -> np.ndarray:
@@ -31,21 +32,34 @@ def _frozen_array(value, dtype, shape_hint: str, expected_shape=None) -> np.ndar
 class PackId:
     """Identity of a model pack: its name plus the sha256 of its recogniser file.
 
-    Two embeddings are comparable only if their pack ids are equal.
+    Two embeddings are comparable only if their pack ids are equal. The one string form is
+    ``name@<64 hex>`` (``str()``, stored in the database, parsed by :meth:`parse`); ``short``
+    abbreviates the hash for people to read.
     """
 
     name: str
     recogniser_sha256: str
 
+    def __post_init__(self) -> None:
+        digest = str(self.recogniser_sha256).lower()
+        if not self.name or "@" in self.name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ModelPackError(f"pack id needs a name without '@' and a 64-hex sha256, got {self.name!r} and {self.recogniser_sha256!r}")
+        object.__setattr__(self, "recogniser_sha256", digest)
+
     def __str__(self) -> str:
+        return f"{self.name}@{self.recogniser_sha256}"
+
+    @property
+    def short(self) -> str:
+        """``name@<first 12 hex>``, for display only (never parsed)."""
         return f"{self.name}@{self.recogniser_sha256[:12]}"
 
     @classmethod
     def parse(cls, text: str) -> "PackId":
-        """Inverse of ``str()`` when the full hash was stored (``name@<64 hex>``)."""
-        name, sep, digest = text.partition("@")
-        if not sep or not name or len(digest) < 12:
-            raise ModelPackError(f"pack id must look like 'name@sha256', got {text!r}")
+        """The inverse of ``str()``: ``name@<64 hex>``."""
+        name, sep, digest = str(text).partition("@")
+        if not sep:
+            raise ModelPackError(f"pack id must look like 'name@<sha256>', got {text!r}")
         return cls(name, digest)
 
 
@@ -71,7 +85,7 @@ class FaceQuality:
         return {k: round(float(v), 4) for k, v in dataclasses.asdict(self).items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
     """One detected face.
 
@@ -123,6 +137,20 @@ class Face:
     def replace(self, **changes) -> "Face":
         return dataclasses.replace(self, **changes)
 
+    def _key(self) -> tuple:
+        emb = None if self.embedding is None else self.embedding.tobytes()
+        return (self.bbox_xyxy, self.landmarks.tobytes(), float(self.detector_score), self.quality, emb, self.pack_id)
+
+    def __eq__(self, other) -> bool:
+        """Equal when box, landmarks, score, quality, pack and embedding are all equal: two faces
+        with different embeddings are different faces (the aligned crop is not compared)."""
+        if not isinstance(other, Face):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def as_dict(self) -> dict:
         """JSON-ready summary (no embedding, no pixels)."""
         return {
@@ -136,8 +164,6 @@ class Face:
 
 # ---------------------------------------------------------------------------------------------
 # Gallery search (issue 3): candidate lists. Appended here so other types stay untouched.
-
-import enum as _enum  # noqa: E402  (kept with the types that use it)
 
 
 class SearchMode(_enum.Enum):
@@ -153,13 +179,7 @@ class SearchMode(_enum.Enum):
 
     @classmethod
     def parse(cls, value: "str | SearchMode") -> "SearchMode":
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise ValueError(f"search mode must be one of {known}, got {value!r}") from None
+        return parse_choice(cls, value, "search mode")
 
 
 @dataclass(frozen=True)
@@ -173,16 +193,22 @@ class Candidate:
         image_id: the custody image whose face gave ``score``.
         face_id: the stored face that gave ``score``.
         above_threshold: score >= the operating threshold; None when no threshold is set.
-        per_probe_scores: the subject's best score against each probe face, in probe order.
+        per_probe_scores: the subject's best score against each face of the probe, in the
+            probe's face order (one value for a single face).
+        probe_id: the probe whose list this candidate is on (None for a bare face search).
+
+    ``image_id`` and ``face_id`` are None only in a recorded list whose custody record was
+    removed since (the list is kept as shown; the image is gone).
     """
 
     rank: int
     subject_id: str
     score: float
-    image_id: int
-    face_id: int
+    image_id: int | None
+    face_id: int | None
     above_threshold: bool | None
     per_probe_scores: tuple[float, ...] = ()
+    probe_id: str | None = None
 
     def as_dict(self) -> dict:
         """JSON-ready: the keys of DESIGN.md first, then face id and per-probe scores."""
@@ -194,6 +220,7 @@ class Candidate:
             "above_threshold": self.above_threshold,
             "face_id": self.face_id,
             "per_probe_scores": [round(float(s), 4) for s in self.per_probe_scores],
+            "probe_id": self.probe_id,
         }
 
 
@@ -356,14 +383,21 @@ class Track:
 
 @dataclass(frozen=True)
 class Probe:
-    """Faces of one person to search with: a face of a still, a face track, or several stills.
+    """Faces of one person to search with, and the evidence of where they came from.
 
     Attributes:
-        probe_id: unique within one search run (e.g. ``"cctv.jpg#face2"``, a track id).
+        probe_id: unique within one search run (``"cctv.jpg#face2"``, ``"clip.mp4#track3"``,
+            ``"clip.mp4#manual@12.40s"``).
         source: the file the faces came from (several joined by ``;``).
         faces: one or more faces with embeddings; their scores fuse (max) into one list.
-        start_s: for video, time of the first face in seconds from the start; None for stills.
-        end_s: for video, time of the last face; None for stills.
+        start_s, end_s: for video, times of the first and last face in seconds from the start;
+            None for stills.
+        source_sha256: sha256 of the source file (several joined by ``;``).
+        frame_index, timestamp_s: the frame of the face shown (the best shot); None for stills.
+        bbox_xyxy: box of the face shown, pixels of that frame or still.
+        crop_png: the crop shown to reviewers, PNG bytes (RGB), or None.
+        manual: True when a person drew the box (no detector found it).
+        quality: quality score in [0, 1] of the best face; computed from the faces when not given.
     """
 
     probe_id: str
@@ -371,14 +405,292 @@ class Probe:
     faces: tuple[Face, ...]
     start_s: float | None = None
     end_s: float | None = None
+    source_sha256: str = ""
+    frame_index: int | None = None
+    timestamp_s: float | None = None
+    bbox_xyxy: tuple[float, float, float, float] | None = None
+    crop_png: bytes | None = field(default=None, compare=False, repr=False)
+    manual: bool = False
+    quality: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faces", tuple(self.faces))
         if not self.faces:
             raise ValueError(f"probe {self.probe_id!r} holds no faces")
+        if self.quality is None:
+            scores = [f.quality.score for f in self.faces if f.quality is not None]
+            object.__setattr__(self, "quality", max(scores) if scores else None)
+        if self.bbox_xyxy is not None:
+            object.__setattr__(self, "bbox_xyxy", tuple(round(float(v), 1) for v in self.bbox_xyxy))
 
     @property
-    def quality(self) -> float | None:
-        """Best face quality score in [0, 1], or None when no face has a quality record."""
-        scores = [f.quality.score for f in self.faces if f.quality is not None]
-        return max(scores) if scores else None
+    def n_faces(self) -> int:
+        return len(self.faces)
+
+    def replace(self, **changes) -> "Probe":
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """JSON-ready evidence (no embeddings, no pixels)."""
+        return {
+            "probe_id": self.probe_id,
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "frame_index": self.frame_index,
+            "timestamp_s": self.timestamp_s,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "bbox_xyxy": list(self.bbox_xyxy) if self.bbox_xyxy else None,
+            "quality": None if self.quality is None else round(float(self.quality), 4),
+            "faces": self.n_faces,
+            "manual": self.manual,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed choices of cases and review, and the one helper that parses any of them.
+
+
+def parse_choice(enum_cls: type[_enum.Enum], value, what: str):
+    """``value`` as a member of ``enum_cls``: a member, its value, or its name in any case with
+    ``_``, ``-`` or spaces. An unknown value raises :class:`~workbench.errors.ChoiceError`
+    naming ``what`` and the known values; nothing falls back silently."""
+    if isinstance(value, enum_cls):
+        return value
+    text = " ".join(str(value).strip().lower().replace("_", " ").replace("-", " ").split())
+    for member in enum_cls:
+        if text in (str(member.value).lower(), member.name.lower().replace("_", " ")):
+            return member
+    known = ", ".join(repr(m.value) for m in enum_cls)
+    raise ChoiceError(f"{what} must be one of {known}, got {value!r}")
+
+
+class _Choice(_enum.Enum):
+    """An Enum with ``parse`` (see :func:`parse_choice`)."""
+
+    @classmethod
+    def parse(cls, value):
+        return parse_choice(cls, value, cls._what())
+
+    @classmethod
+    def _what(cls) -> str:
+        return cls.__name__.lower()
+
+
+class CaseStatus(_Choice):
+    """Where a case stands: open cases take searches; closed ones take decisions; archived none."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+
+    @classmethod
+    def _what(cls) -> str:
+        return "case status"
+
+
+class Verdict(_Choice):
+    """A first reviewer's view of one candidate."""
+
+    POSSIBLE_MATCH = "possible match"
+    NO_MATCH = "no match"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Agreement(_Choice):
+    """A second reviewer's view of the first decision."""
+
+    CONFIRM = "confirm"
+    DISAGREE = "disagree"
+
+
+class Stage(_Choice):
+    """Which of the two people of the two-person rule made a decision."""
+
+    FIRST = "first"
+    SECOND = "second"
+
+
+class ReviewStatus(_Choice):
+    """Where the review of one candidate stands (``superseded`` only for decisions replaced later)."""
+
+    PENDING = "pending"
+    AGREED = "agreed"
+    DISPUTED = "disputed"
+
+    @classmethod
+    def _what(cls) -> str:
+        return "review status"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One investigation: every search runs inside an open case.
+
+    Attributes:
+        reference: the force's case reference (unique in the workspace).
+        offence: the offence under investigation.
+        purpose: why searching faces is necessary (stated by the analyst; required).
+        officer: the officer in charge.
+        status: open, closed or archived.
+        created_utc, updated_utc: ISO 8601 UTC times.
+        created_by: the user who opened the case.
+    """
+
+    reference: str
+    offence: str
+    purpose: str
+    officer: str
+    status: CaseStatus
+    created_utc: str
+    created_by: str
+    updated_utc: str
+
+    def as_dict(self) -> dict:
+        return {
+            "reference": self.reference,
+            "offence": self.offence,
+            "purpose": self.purpose,
+            "officer": self.officer,
+            "status": self.status.value,
+            "created_utc": self.created_utc,
+            "created_by": self.created_by,
+            "updated_utc": self.updated_utc,
+        }
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """One recorded search: settings, probes (best first) and the candidate lists exactly as shown.
+
+    Attributes:
+        search_id: the workspace's number for the search.
+        case_ref: the case it ran in.
+        time_utc: ISO 8601 UTC time; user: who ran it.
+        pack_id: the model pack of the probes and the gallery.
+        gallery_version: the index build and its checksum, and the live record counts.
+        top, threshold, mode, method: the list length asked, the operating threshold (cosine, or
+            None), investigation/identification, and ``"exact"`` or ``"index"``.
+        replay_of: the search this one replayed, or None.
+        probes: the probes searched, in the order shown, with their evidence and embeddings.
+        candidates: every probe's list; each candidate names its probe.
+    """
+
+    search_id: int
+    case_ref: str
+    time_utc: str
+    user: str
+    pack_id: PackId
+    gallery_version: dict
+    top: int
+    threshold: float | None
+    mode: SearchMode
+    method: str
+    replay_of: int | None
+    probes: tuple[Probe, ...]
+    candidates: tuple[Candidate, ...]
+
+    def candidates_of(self, probe_id: str) -> list[Candidate]:
+        return [c for c in self.candidates if c.probe_id == probe_id]
+
+    def probe(self, probe_id: str) -> Probe:
+        for probe in self.probes:
+            if probe.probe_id == probe_id:
+                return probe
+        raise KeyError(f"search {self.search_id} has no probe {probe_id!r}")
+
+    def to_frame(self):
+        """Every candidate of every probe as a pandas DataFrame, one row each, in the order shown."""
+        import pandas as pd
+
+        columns = ["probe_id", "rank", "subject_id", "score", "above_threshold", "image_id", "face_id"]
+        return pd.DataFrame([[getattr(c, name) for name in columns] for c in self.candidates], columns=columns)
+
+    def as_dict(self) -> dict:
+        """The ``search --json`` shape of DESIGN.md plus the recorded settings."""
+        probes = [{**p.as_dict(), "candidates": [c.as_dict() for c in self.candidates_of(p.probe_id)]} for p in self.probes]
+        return {
+            "search_id": self.search_id,
+            "case": self.case_ref,
+            "time_utc": self.time_utc,
+            "user": self.user,
+            "pack_id": str(self.pack_id),
+            "gallery_version": self.gallery_version,
+            "top": self.top,
+            "threshold": self.threshold,
+            "mode": self.mode.value,
+            "method": self.method,
+            "gallery_faces": self.gallery_version.get("live_faces"),
+            "replay_of": self.replay_of,
+            "candidates": probes[0]["candidates"] if probes else [],
+            "probes": probes,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One reviewer's decision on one candidate of a recorded search (never edited; a change
+    supersedes it).
+
+    Attributes:
+        stage: first (a verdict) or second (confirm or disagree with the current first).
+        verdict: the first reviewer's verdict (None for a second decision).
+        agreement: the second reviewer's view (None for a first decision).
+        supersedes: the decision of the same stage this one replaces, or None.
+        reviews: for a second decision, the first decision it reviewed.
+    """
+
+    decision_id: int
+    search_id: int
+    probe_id: str
+    subject_id: str
+    stage: Stage
+    reviewer: str
+    verdict: Verdict | None
+    agreement: Agreement | None
+    reason: str
+    time_utc: str
+    supersedes: int | None
+    reviews: int | None
+
+    def as_dict(self) -> dict:
+        return {
+            "decision_id": self.decision_id,
+            "search_id": self.search_id,
+            "probe_id": self.probe_id,
+            "subject_id": self.subject_id,
+            "stage": self.stage.value,
+            "reviewer": self.reviewer,
+            "verdict": self.verdict.value if self.verdict else None,
+            "agreement": self.agreement.value if self.agreement else None,
+            "reason": self.reason,
+            "time_utc": self.time_utc,
+            "supersedes": self.supersedes,
+            "reviews": self.reviews,
+        }
+
+
+@dataclass(frozen=True)
+class CandidateReview:
+    """Where the review of one candidate stands: its current decisions and the status."""
+
+    search_id: int
+    probe_id: str
+    rank: int
+    subject_id: str
+    score: float
+    first: Decision | None
+    second: Decision | None
+    status: ReviewStatus
+
+    def as_dict(self) -> dict:
+        return {
+            "search_id": self.search_id,
+            "probe_id": self.probe_id,
+            "rank": self.rank,
+            "subject_id": self.subject_id,
+            "score": round(self.score, 4),
+            "first": self.first.as_dict() if self.first else None,
+            "second": self.second.as_dict() if self.second else None,
+            "status": self.status.value,
+        }

@@ -1,96 +1,141 @@
-"""One investigative search, end to end: probe files -> probes -> candidate lists -> case record.
+"""The investigation flow: probes with their evidence -> a search inside an open case, recorded ->
+replay of a recorded search.
 
-This is what the ``workbench search`` command and the dashboards call:
+Probes come from three places, and each carries the evidence the case record needs (source
+sha256, frame, time, box, the crop reviewers see):
 
-* :func:`probes_from_path`: the single place where image and video probes branch. An image
-  gives one probe per face found; a video (or folder of stills) one probe per face track, its
-  good faces fused, with the track's times and best shot.
-* :func:`run_search`: checks the case is open, searches, and records probes, settings, the
-  gallery version and the candidate lists exactly as shown, with an audit entry.
-* :func:`replay`: re-runs a recorded search with the same probe embeddings, pack and settings
-  against the gallery as it is now, and says whether the candidate list is the same.
+* :func:`probes_from_image`: one probe per face the detector finds in a still;
+* :func:`probe_from_track`: a face track of extracted footage, its good faces fused;
+* :func:`probe_from_box`: a box a person drew round a face on a still or a frame, aligned and
+  embedded as drawn, marked ``manual``.
+
+:func:`probes_from_path` is the one place where image and video files branch (the CLI's path).
+:func:`search_and_record` checks the case is open, searches and records everything with an
+audit entry; :func:`replay` re-runs a recorded search with the same probe embeddings, pack and
+settings against the gallery as it is now and says whether the candidate list is the same.
+The :class:`~workbench.workspace.Workspace` wraps these for notebooks, dashboards and the CLI.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .store import CaseStore, SearchRun
-from ..config import Settings
+import numpy as np
+
 from ..errors import CaseError, NoFaceError
 from ..fileio import sha256_file
+from ..footage import FootageResult, Sampling, extract, track_probe
+from ..gallery.search import search_many, search_probes
+from ..gallery.store import Gallery
 from ..images import crop_box
-from ..types import Face, PackId, Probe
+from ..types import Probe, SearchMode, SearchRun
+from .store import CaseStore, png_bytes
+
+log = logging.getLogger(__name__)
 
 #: suffixes that mean "video": searched by face track.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ogg", ".ogv", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"})
-
-
-@dataclass
-class ProbeSet:
-    """Probes of one or more files, with what the case record needs about each."""
-
-    probes: list[Probe] = field(default_factory=list)
-    details: dict[str, dict] = field(default_factory=dict)  # probe id -> sha256, frame, time, box, crop
-
-    def extend(self, other: "ProbeSet") -> None:
-        self.probes.extend(other.probes)
-        self.details.update(other.details)
+#: share of the face box added on each side of the crop shown to reviewers.
+CROP_MARGIN = 0.5
 
 
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES or Path(path).is_dir()
 
 
-def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> ProbeSet:
-    """The probes of one file (see the module docstring); ``fuse`` keeps only the best one.
+def probes_from_image(rgb: np.ndarray, engine, *, source: str, source_sha256: str, fuse: bool = False) -> list[Probe]:
+    """One probe per face found in an (H, W, 3) uint8 RGB still, most prominent first.
+
+    ``fuse`` keeps only the most prominent face. Raises NoFaceError when there is none.
+    """
+    faces = engine.analyse(rgb)
+    if not faces:
+        raise NoFaceError(f"{source}: no face found; a probe image needs at least one face of at least {engine.settings.min_face_px} px")
+    if fuse:
+        faces = faces[:1]
+    name = Path(source).name
+    return [
+        Probe(
+            probe_id=f"{name}#face{i}", source=source, faces=(face,), source_sha256=source_sha256,
+            bbox_xyxy=face.bbox_xyxy, crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)),
+        )
+        for i, face in enumerate(faces, start=1)
+    ]
+
+
+def probe_from_track(result: FootageResult, track_id: int, *, crop: np.ndarray | None = None) -> Probe:
+    """A probe from one face track of extracted footage: its good faces fused, its times, and the
+    best shot as the face shown (``crop``: the best shot's RGB crop if already decoded)."""
+    track = result.track(track_id)
+    best = track.best
+    crop = result.thumbnail(track_id, margin=CROP_MARGIN) if crop is None else crop
+    return track_probe(track).replace(
+        source_sha256=track.source_sha256, frame_index=best.frame_index, timestamp_s=best.timestamp_s,
+        bbox_xyxy=best.face.bbox_xyxy, crop_png=png_bytes(crop),
+    )
+
+
+def probe_from_box(
+    rgb: np.ndarray,
+    bbox_xyxy: Sequence[float],
+    engine,
+    *,
+    source: str,
+    source_sha256: str,
+    frame_index: int | None = None,
+    timestamp_s: float | None = None,
+) -> Probe:
+    """A probe from a box a person drew round a face on a still or a frame (pixels of ``rgb``).
+
+    The box is aligned and embedded as drawn (:meth:`FaceEngine.face_from_box`) and the probe is
+    marked ``manual`` in the record and the report.
+    """
+    face = engine.face_from_box(rgb, bbox_xyxy)
+    where = f"@{timestamp_s:.2f}s" if timestamp_s is not None else ""
+    x1, y1, x2, y2 = (round(v) for v in face.bbox_xyxy)
+    return Probe(
+        probe_id=f"{Path(source).name}#manual{where}({x1},{y1},{x2},{y2})", source=source, faces=(face,), source_sha256=source_sha256,
+        frame_index=frame_index, timestamp_s=timestamp_s, start_s=timestamp_s, end_s=timestamp_s, bbox_xyxy=face.bbox_xyxy,
+        crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)), manual=True,
+    )
+
+
+def probes_from_path(path: str | Path, engine, *, fuse: bool = False) -> list[Probe]:
+    """The probes of one file: a face per probe for an image, a face track per probe for a video
+    (or folder of stills), tracks best quality first. ``fuse`` keeps only the best one.
 
     Raises:
         NoFaceError: no face (image) or no face track (video) was found.
         ImageError, FootageError: the file cannot be read.
     """
     path = str(path)
-    if is_video(path):
-        return _video_probes(path, engine, fuse=fuse)
-    rgb = engine.load(path)  # read once: analysed, then cropped for the reviewers
-    faces = engine.analyse(rgb)
-    if not faces:
-        raise NoFaceError(f"{path}: no face found; a probe image needs at least one face of at least {engine.settings.min_face_px} px")
-    if fuse:
-        faces = faces[:1]
-    name, digest = Path(path).name, sha256_file(path)
-    result = ProbeSet()
-    for i, face in enumerate(faces, start=1):
-        probe = Probe(probe_id=f"{name}#face{i}", source=path, faces=(face,))
-        result.probes.append(probe)
-        result.details[probe.probe_id] = {"source_sha256": digest, "bbox_xyxy": face.bbox_xyxy, "crop": crop_box(rgb, face.bbox_xyxy, margin=0.5)}
-    return result
-
-
-def _video_probes(path: str, engine, *, fuse: bool) -> ProbeSet:
-    from ..footage import Sampling, extract, track_probe
-
+    if not is_video(path):
+        rgb = engine.load(path)  # read once: analysed, then cropped for the reviewers
+        return probes_from_image(rgb, engine, source=path, source_sha256=sha256_file(path), fuse=fuse)
     result = extract(path, engine, sampling=Sampling(fps=engine.settings.footage_fps))
     if not result.tracks:
         raise NoFaceError(f"{path}: no face found in {result.frames_sampled} sampled frames; a video probe needs at least one face track")
     tracks = sorted(result.tracks, key=lambda t: -t.quality)
     if fuse:
         tracks = tracks[:1]
-    out = ProbeSet()
-    for track in tracks:
-        probe = track_probe(track)
-        best = track.best
-        out.probes.append(probe)
-        out.details[probe.probe_id] = {
-            "source_sha256": track.source_sha256, "frame_index": best.frame_index, "timestamp_s": best.timestamp_s,
-            "bbox_xyxy": best.face.bbox_xyxy, "crop": result.thumbnail(track.track_id),
-        }
-    return out
+    crops = result.best_shots(margin=CROP_MARGIN)  # one decoding pass for every best shot
+    return [probe_from_track(result, t.track_id, crop=crops[t.track_id]) for t in tracks]
 
 
-def gallery_version(gallery) -> dict:
+def fuse_probes(probes: Sequence[Probe]) -> Probe:
+    """Several probes known to show one person as one probe: all their faces, the best one's
+    evidence, and the sources and hashes joined by ``;``."""
+    best = max(probes, key=lambda p: p.quality or 0.0)
+    return best.replace(
+        probe_id="fused", source=";".join(dict.fromkeys(p.source for p in probes)), faces=tuple(f for p in probes for f in p.faces),
+        source_sha256=";".join(dict.fromkeys(p.source_sha256 for p in probes)), quality=None,
+    )
+
+
+def gallery_version(gallery: Gallery) -> dict:
     """What a search ran against: the index build and its checksum, and the live record counts."""
     live = gallery.live()
     manifest = live.build.manifest if live.build is not None else None
@@ -104,56 +149,37 @@ def gallery_version(gallery) -> dict:
     }
 
 
-def run_search(
-    settings: Settings,
-    case_ref: str | None,
-    paths: Sequence[str | Path],
+def search_and_record(
+    store: CaseStore,
+    gallery: Gallery,
+    case_ref: str,
+    probes: Sequence[Probe],
     *,
-    engine=None,
-    top: int | None = None,
+    top: int,
     threshold: float | None = None,
-    mode: str = "investigation",
-    fuse: bool = False,
+    mode: SearchMode | str = SearchMode.INVESTIGATION,
     exact: bool | None = None,
+    pack_default: float | None = None,
 ) -> SearchRun:
-    """Search the faces in ``paths`` inside case ``case_ref`` and record everything.
-
-    Args:
-        fuse: the files show one person: their best faces fuse into one probe.
-        exact: True forces exact search; None lets the gallery choose (see :mod:`workbench.gallery.search`).
+    """Search ``probes`` (best quality first) inside open case ``case_ref`` and record everything.
 
     Raises:
-        CaseError: no case given, unknown, or not open (checked before any image is read).
-        NoFaceError, ImageError, FootageError, PackMismatchError, GalleryError.
+        CaseError: the case is unknown or not open, no probes, or two probes share an id.
+        PackMismatchError, GalleryError: from the search.
     """
-    from ..engine import FaceEngine
-    from ..gallery.store import Gallery
-    from ..gallery.search import search_probes
-
-    store = CaseStore.open(settings)
     store.require_open(case_ref)
-    if not paths:
-        raise CaseError("give at least one probe image or video")
-    engine = engine or FaceEngine.from_settings(settings)
-    with Gallery.open(settings) as gallery:
-        gallery.check_pack(engine.pack_id, what=f"probe (pack {engine.pack_id})")
-        found = ProbeSet()
-        for path in paths:
-            found.extend(probes_from_path(path, engine, fuse=fuse))
-        probes = found.probes
-        if fuse and len(probes) > 1:
-            best = max(probes, key=lambda p: p.quality or 0.0)
-            probes = [Probe(probe_id="fused", source=";".join(str(p) for p in paths), faces=tuple(f for p in probes for f in p.faces),
-                            start_s=best.start_s, end_s=best.end_s)]
-            found.details["fused"] = {**found.details[best.probe_id], "source_sha256": ";".join(found.details[p.probe_id]["source_sha256"] for p in found.probes)}
-        top = settings.top if top is None else int(top)
-        results = search_probes(gallery, probes, top=top, threshold=threshold, mode=mode, exact=exact, pack_default=engine.pack.default_threshold)
-        version = gallery_version(gallery)
-    return store.record_search(case_ref, results, top=top, gallery_version=version, probe_details=found.details)
+    if not probes:
+        raise CaseError("give at least one probe to search")
+    results = search_probes(gallery, list(probes), top=top, threshold=threshold, mode=mode, exact=exact, pack_default=pack_default)
+    run = store.record_search(case_ref, results, top=top, gallery_version=gallery_version(gallery))
+    log.info("search %s in case %s: %d probe(s), %s search", run.search_id, case_ref, len(run.probes), run.method)
+    return run
 
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """A recorded search run again: the original, the replay (recorded too) and what changed."""
+
     original: SearchRun
     replayed: SearchRun
     same: bool
@@ -174,51 +200,23 @@ class ReplayResult:
 SCORE_TOLERANCE = 1e-4
 
 
-def replay(settings: Settings, search_id: int) -> ReplayResult:
+def replay(store: CaseStore, gallery: Gallery, search_id: int) -> ReplayResult:
     """Re-run recorded search ``search_id`` with its probe embeddings, pack, top, threshold and
     mode, record the replay in the same case, and compare the candidate lists.
 
     A different list after a gallery change (enrolments, removals) is expected; the result says
-    what changed. The case must still be open (a replay is a new search).
+    what changed. The case must still be open (a replay is a new search), and nothing is
+    recorded when the replay cannot run.
     """
-    from ..gallery.store import Gallery
-    from ..gallery.search import search_many
-
-    store = CaseStore.open(settings)
     original = store.search(search_id)
     store.require_open(original.case_ref)
-    name, _, digest = original.pack_id.partition("@")
-    pack_id = PackId(name, digest)
-    embeddings = store.probe_embeddings(search_id)
-    probes = []
-    for record in original.probes:
-        faces = tuple(
-            Face(bbox_xyxy=record.bbox_xyxy or (0.0, 0.0, 0.0, 0.0), landmarks=[[0.0, 0.0]] * 5, detector_score=1.0, embedding=e, pack_id=pack_id)
-            for e in embeddings[record.probe_id]
-        )
-        probes.append(Probe(probe_id=record.probe_id, source=record.source_path, faces=faces, start_s=record.start_s, end_s=record.end_s))
-    with Gallery.open(settings) as gallery:
-        by_id = {p.probe_id: p for p in probes}
-        ordered = [by_id[r.probe_id] for r in original.probes]
-        # search_many keeps the given order: probes are shown as they were the first time
-        lists = list(zip(ordered, search_many(gallery, ordered, top=original.top, threshold=original.threshold, mode=original.mode)))
-        version = gallery_version(gallery)
-    details = {
-        r.probe_id: {"source_sha256": r.source_sha256, "frame_index": r.frame_index, "timestamp_s": r.timestamp_s,
-                     "bbox_xyxy": r.bbox_xyxy or (0.0, 0.0, 0.0, 0.0), "quality": r.quality, "crop": _png_to_rgb(r.crop_png)}
-        for r in original.probes
-    }
-    replayed = store.record_search(original.case_ref, lists, top=original.top, gallery_version=version, probe_details=details, replay_of=original.search_id)
+    gallery.check_pack(original.pack_id, what=f"recorded search {search_id} (pack {original.pack_id.short})")
+    probes = list(original.probes)
+    # search_many keeps the given order: probes are shown as they were the first time
+    lists = search_many(gallery, probes, top=original.top, threshold=original.threshold, mode=original.mode)
+    replayed = store.record_search(original.case_ref, list(zip(probes, lists)), top=original.top, gallery_version=gallery_version(gallery), replay_of=original.search_id)
     differences = compare_runs(original, replayed)
     return ReplayResult(original, replayed, not differences, differences)
-
-
-def _png_to_rgb(data: bytes | None):
-    if not data:
-        return None
-    from ..images import load_image
-
-    return load_image(data)
 
 
 def compare_runs(a: SearchRun, b: SearchRun) -> list[str]:

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from .. import audit
-from .store import CaseStatus, CaseStore, Decision, ReviewStatus, png_bytes, utc_now
+from ..types import CaseStatus, Decision, ReviewStatus, Stage
+from .store import CaseStore, png_bytes, utc_now
 from ..config import Settings
 from ..db import transaction
 from ..errors import WorkbenchError
@@ -34,8 +35,9 @@ from .report import (
 THUMBNAIL_PX = 160
 
 
-def custody_thumbnail(conn: sqlite3.Connection, face_id: int | None, *, size: int = THUMBNAIL_PX) -> bytes | None:
-    """PNG of the custody face (its box plus a margin, at most ``size`` px), or None if gone."""
+def custody_crop(conn: sqlite3.Connection, face_id: int | None, *, size: int = THUMBNAIL_PX) -> np.ndarray | None:
+    """The custody face (its box plus a margin, at most ``size`` px on the long side) as RGB, or
+    None when the record or its image file is gone (the report then says "no image")."""
     if face_id is None:
         return None
     row = conn.execute(
@@ -46,7 +48,7 @@ def custody_thumbnail(conn: sqlite3.Connection, face_id: int | None, *, size: in
     try:
         rgb = load_image(row["path"])
     except WorkbenchError:
-        return None  # the image file moved or was deleted; the report says "no image"
+        return None  # the image file moved or was deleted
     x1, y1, x2, y2 = row["x1"], row["y1"], row["x2"], row["y2"]
     margin = 0.3 * max(x2 - x1, y2 - y1)
     top, left = int(max(0, y1 - margin)), int(max(0, x1 - margin))
@@ -56,7 +58,13 @@ def custody_thumbnail(conn: sqlite3.Connection, face_id: int | None, *, size: in
     scale = min(1.0, size / max(crop.shape[:2]))
     if scale < 1.0:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return png_bytes(np.ascontiguousarray(crop))
+    return np.ascontiguousarray(crop)
+
+
+def custody_thumbnail(conn: sqlite3.Connection, face_id: int | None, *, size: int = THUMBNAIL_PX) -> bytes | None:
+    """PNG of :func:`custody_crop`, or None if gone."""
+    crop = custody_crop(conn, face_id, size=size)
+    return None if crop is None else png_bytes(crop)
 
 
 def _decision_status(decision: Decision, superseded: set[int], review_of: dict) -> str:
@@ -65,7 +73,7 @@ def _decision_status(decision: Decision, superseded: set[int], review_of: dict) 
     item = review_of.get((decision.search_id, decision.probe_id, decision.subject_id))
     if item is None:
         return ReviewStatus.PENDING.value
-    if decision.stage == "second" and (item.second is None or item.second.decision_id != decision.decision_id):
+    if decision.stage is Stage.SECOND and (item.second is None or item.second.decision_id != decision.decision_id):
         return "superseded"  # it reviewed a first decision that was later replaced
     return item.status.value
 
@@ -89,7 +97,7 @@ def report_data(settings: Settings, reference: str, *, store: CaseStore | None =
     for run in runs:
         probes = tuple(
             ProbeEntry(
-                probe_id=p.probe_id, source_path=p.source_path, source_sha256=p.source_sha256, frame_index=p.frame_index,
+                probe_id=p.probe_id, source_path=p.source, source_sha256=p.source_sha256, frame_index=p.frame_index,
                 timestamp_s=p.timestamp_s, start_s=p.start_s, end_s=p.end_s, bbox_xyxy=tuple(p.bbox_xyxy) if p.bbox_xyxy else None,
                 quality=p.quality, crop_png=p.crop_png,
             )
@@ -103,8 +111,8 @@ def report_data(settings: Settings, reference: str, *, store: CaseStore | None =
             for c in run.candidates
         )
         searches.append(SearchEntry(
-            search_id=str(run.search_id), time_utc=run.time_utc, user=run.user, pack_id=run.pack_id,
-            gallery_version=json.dumps(run.gallery_version, sort_keys=True), top=run.top, threshold=run.threshold, mode=run.mode,
+            search_id=str(run.search_id), time_utc=run.time_utc, user=run.user, pack_id=str(run.pack_id),
+            gallery_version=json.dumps(run.gallery_version, sort_keys=True), top=run.top, threshold=run.threshold, mode=run.mode.value,
             probes=probes, candidates=candidates,
         ))
 
@@ -114,7 +122,7 @@ def report_data(settings: Settings, reference: str, *, store: CaseStore | None =
         verdict = d.verdict.value if d.verdict else (reviewed.verdict.value if reviewed and reviewed.verdict else "inconclusive")
         entries.append(DecisionEntry(
             decision_id=d.decision_id, search_id=str(d.search_id), subject_id=d.subject_id,
-            rank=rank_of.get((d.search_id, d.probe_id, d.subject_id), 0), stage=d.stage, reviewer=d.reviewer, verdict=verdict,
+            rank=rank_of.get((d.search_id, d.probe_id, d.subject_id), 0), stage=d.stage.value, reviewer=d.reviewer, verdict=verdict,
             agreement=d.agreement.value if d.agreement else None, reason=d.reason, time_utc=d.time_utc, supersedes=d.supersedes,
             status=_decision_status(d, superseded, review_of),
         ))
@@ -133,9 +141,9 @@ def report_data(settings: Settings, reference: str, *, store: CaseStore | None =
     )
 
 
-def export_report(settings: Settings, reference: str, out: str | Path) -> dict:
+def export_report(settings: Settings, reference: str, out: str | Path, *, store: CaseStore | None = None) -> dict:
     """Write the case report (PDF or HTML by suffix) and record the export in the audit log."""
-    store = CaseStore.open(settings)
+    store = store or CaseStore.open(settings)
     data = report_data(settings, reference, store=store)
     path = write_report(data, Path(out))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

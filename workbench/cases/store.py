@@ -21,12 +21,10 @@ pending again: the second reviewer must look at the new verdict.
 
 from __future__ import annotations
 
-import enum
 import io
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,237 +34,27 @@ from .. import audit
 from ..db import connect, transaction
 from ..errors import CaseError, ReviewError
 from ..fileio import sha256_file
-from ..types import CandidateList, Probe
-
-
-class CaseStatus(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-    ARCHIVED = "archived"
-
-
-class Verdict(enum.Enum):
-    """A first reviewer's view of one candidate."""
-
-    POSSIBLE_MATCH = "possible match"
-    NO_MATCH = "no match"
-    INCONCLUSIVE = "inconclusive"
-
-    @classmethod
-    def parse(cls, value: "str | Verdict") -> "Verdict":
-        return _parse_enum(cls, value, "verdict")
-
-
-class Agreement(enum.Enum):
-    """A second reviewer's view of the first decision."""
-
-    CONFIRM = "confirm"
-    DISAGREE = "disagree"
-
-    @classmethod
-    def parse(cls, value: "str | Agreement") -> "Agreement":
-        return _parse_enum(cls, value, "agreement")
-
-
-class ReviewStatus(enum.Enum):
-    PENDING = "pending"
-    AGREED = "agreed"
-    DISPUTED = "disputed"
-
-
-def _parse_enum(cls, value, what: str):
-    if isinstance(value, cls):
-        return value
-    text = str(value).strip().lower().replace("_", " ").replace("-", " ")
-    for member in cls:
-        if member.value == text:
-            return member
-    known = ", ".join(repr(m.value) for m in cls)
-    raise ReviewError(f"{what} must be one of {known}, got {value!r}")
+from ..types import (
+    Agreement,
+    Candidate,
+    CandidateList,
+    CandidateReview,
+    Case,
+    CaseStatus,
+    Decision,
+    Face,
+    PackId,
+    Probe,
+    ReviewStatus,
+    SearchMode,
+    SearchRun,
+    Stage,
+    Verdict,
+)
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass(frozen=True)
-class Case:
-    reference: str
-    offence: str
-    purpose: str
-    officer: str
-    status: CaseStatus
-    created_utc: str
-    created_by: str
-    updated_utc: str
-
-    def as_dict(self) -> dict:
-        return {
-            "reference": self.reference,
-            "offence": self.offence,
-            "purpose": self.purpose,
-            "officer": self.officer,
-            "status": self.status.value,
-            "created_utc": self.created_utc,
-            "created_by": self.created_by,
-            "updated_utc": self.updated_utc,
-        }
-
-
-@dataclass(frozen=True)
-class ProbeRecord:
-    """A probe as recorded with a search (no embedding; see :meth:`CaseStore.probe_faces`)."""
-
-    probe_id: str
-    position: int
-    source_path: str
-    source_sha256: str
-    frame_index: int | None
-    timestamp_s: float | None
-    start_s: float | None
-    end_s: float | None
-    bbox_xyxy: tuple[float, ...] | None
-    quality: float | None
-    n_faces: int
-    crop_png: bytes | None
-
-    def as_dict(self) -> dict:
-        return {
-            "probe_id": self.probe_id,
-            "source": self.source_path,
-            "source_sha256": self.source_sha256,
-            "frame_index": self.frame_index,
-            "timestamp_s": self.timestamp_s,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "bbox_xyxy": list(self.bbox_xyxy) if self.bbox_xyxy else None,
-            "quality": self.quality,
-            "faces": self.n_faces,
-        }
-
-
-@dataclass(frozen=True)
-class RecordedCandidate:
-    probe_id: str
-    rank: int
-    subject_id: str
-    score: float
-    image_id: int | None
-    face_id: int | None
-    above_threshold: bool | None
-
-    def as_dict(self) -> dict:
-        return {
-            "rank": self.rank,
-            "subject_id": self.subject_id,
-            "score": round(self.score, 4),
-            "image_id": self.image_id,
-            "above_threshold": self.above_threshold,
-        }
-
-
-@dataclass(frozen=True)
-class SearchRun:
-    """One recorded search: settings, probes (best first) and the lists exactly as shown."""
-
-    search_id: int
-    case_ref: str
-    time_utc: str
-    user: str
-    pack_id: str
-    gallery_version: dict
-    top: int
-    threshold: float | None
-    mode: str
-    method: str
-    replay_of: int | None
-    probes: tuple[ProbeRecord, ...]
-    candidates: tuple[RecordedCandidate, ...]
-
-    def candidates_of(self, probe_id: str) -> list[RecordedCandidate]:
-        return [c for c in self.candidates if c.probe_id == probe_id]
-
-    def as_dict(self) -> dict:
-        """The ``search --json`` shape of DESIGN.md plus the recorded settings."""
-        probes = [{**p.as_dict(), "candidates": [c.as_dict() for c in self.candidates_of(p.probe_id)]} for p in self.probes]
-        return {
-            "search_id": self.search_id,
-            "case": self.case_ref,
-            "time_utc": self.time_utc,
-            "user": self.user,
-            "pack_id": self.pack_id,
-            "gallery_version": self.gallery_version,
-            "top": self.top,
-            "threshold": self.threshold,
-            "mode": self.mode,
-            "method": self.method,
-            "gallery_faces": self.gallery_version.get("live_faces"),
-            "replay_of": self.replay_of,
-            "candidates": probes[0]["candidates"] if probes else [],
-            "probes": probes,
-        }
-
-
-@dataclass(frozen=True)
-class Decision:
-    decision_id: int
-    search_id: int
-    probe_id: str
-    subject_id: str
-    stage: str  # "first" | "second"
-    reviewer: str
-    verdict: Verdict | None
-    agreement: Agreement | None
-    reason: str
-    time_utc: str
-    supersedes: int | None
-    reviews: int | None
-
-    def as_dict(self) -> dict:
-        return {
-            "decision_id": self.decision_id,
-            "search_id": self.search_id,
-            "probe_id": self.probe_id,
-            "subject_id": self.subject_id,
-            "stage": self.stage,
-            "reviewer": self.reviewer,
-            "verdict": self.verdict.value if self.verdict else None,
-            "agreement": self.agreement.value if self.agreement else None,
-            "reason": self.reason,
-            "time_utc": self.time_utc,
-            "supersedes": self.supersedes,
-            "reviews": self.reviews,
-        }
-
-
-@dataclass(frozen=True)
-class CandidateReview:
-    """Where the review of one candidate stands: the current decisions and the status."""
-
-    search_id: int
-    probe_id: str
-    rank: int
-    subject_id: str
-    score: float
-    first: Decision | None
-    second: Decision | None
-    status: ReviewStatus
-
-    def as_dict(self) -> dict:
-        return {
-            "search_id": self.search_id,
-            "probe_id": self.probe_id,
-            "rank": self.rank,
-            "subject_id": self.subject_id,
-            "score": round(self.score, 4),
-            "first": self.first.as_dict() if self.first else None,
-            "second": self.second.as_dict() if self.second else None,
-            "status": self.status.value,
-        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,49 +165,51 @@ class CaseStore:
         *,
         top: int,
         gallery_version: dict,
-        probe_details: dict[str, dict] | None = None,
         replay_of: int | None = None,
     ) -> SearchRun:
         """Record a search exactly as shown, with its audit entry, in one transaction.
 
         Args:
-            results: (probe, candidate list) pairs in the order shown (best probe first).
+            results: (probe, candidate list) pairs in the order shown (best probe first). Each
+                probe carries its evidence (source sha256, frame, time, box, crop, manual); a
+                missing hash is computed from the source file, a missing crop falls back to the
+                best face's aligned crop.
             top: the list length asked for.
             gallery_version: what was searched (index build and checksum, live counts).
-            probe_details: per probe id, optional ``source_sha256``, ``frame_index``,
-                ``timestamp_s``, ``bbox_xyxy``, ``quality``, ``crop`` (RGB array shown to reviewers). Missing
-                hashes are computed from the probe's source file; a missing crop falls back
-                to the best face's aligned crop.
         """
         self.require_open(case_ref)
         if not results:
             raise CaseError("nothing to record: the search had no probe faces")
-        details = probe_details or {}
+        ids = [probe.probe_id for probe, _ in results]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            raise CaseError(f"probe ids must be unique within a search; repeated: {', '.join(repeated)}")
         first = results[0][1]
         now = utc_now()
         with transaction(self.conn):
             cursor = self.conn.execute(
                 "INSERT INTO searches (case_ref, time_utc, user, pack_id, gallery_version, top, threshold, mode, method, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (case_ref, now, self.user, f"{first.pack_id.name}@{first.pack_id.recogniser_sha256}", json.dumps(gallery_version, sort_keys=True),
+                (case_ref, now, self.user, str(first.pack_id), json.dumps(gallery_version, sort_keys=True),
                  int(top), first.threshold, first.mode.value, first.method, replay_of),
             )
             search_id = int(cursor.lastrowid)
             summary = []
             for position, (probe, found) in enumerate(results):
-                info = self._probe_row(probe, details.get(probe.probe_id, {}))
+                info = self._probe_row(probe)
                 self.conn.execute(
-                    "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (search_id, probe.probe_id, position, probe.source, info["sha256"], info["frame_index"], info["timestamp_s"], probe.start_s, probe.end_s,
-                     json.dumps(info["bbox"]) if info["bbox"] else None, info["quality"], len(probe.faces), info["crop_png"], info["dim"], info["embeddings"]),
+                    "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings, manual) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (search_id, probe.probe_id, position, probe.source, info["sha256"], probe.frame_index, probe.timestamp_s, probe.start_s, probe.end_s,
+                     json.dumps(info["bbox"]) if info["bbox"] else None, probe.quality, probe.n_faces, info["crop_png"], info["dim"], info["embeddings"], int(probe.manual)),
                 )
                 self.conn.executemany(
-                    "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, image_id, face_id, above_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(search_id, probe.probe_id, c.rank, c.subject_id, float(c.score), c.image_id, c.face_id, None if c.above_threshold is None else int(c.above_threshold)) for c in found],
+                    "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, image_id, face_id, above_threshold, per_probe_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(search_id, probe.probe_id, c.rank, c.subject_id, float(c.score), c.image_id, c.face_id, None if c.above_threshold is None else int(c.above_threshold),
+                      json.dumps([round(float(s), 6) for s in c.per_probe_scores])) for c in found],
                 )
                 summary.append({
-                    "probe_id": probe.probe_id, "source_sha256": info["sha256"], "frame_index": info["frame_index"], "timestamp_s": info["timestamp_s"],
-                    "start_s": probe.start_s, "end_s": probe.end_s, "faces": len(probe.faces),
+                    "probe_id": probe.probe_id, "source_sha256": info["sha256"], "frame_index": probe.frame_index, "timestamp_s": probe.timestamp_s,
+                    "start_s": probe.start_s, "end_s": probe.end_s, "faces": probe.n_faces, "manual": probe.manual,
                     "candidates": [[c.subject_id, round(float(c.score), 4)] for c in found],
                 })
             audit.append(
@@ -430,49 +220,39 @@ class CaseStore:
         return self.search(search_id)
 
     @staticmethod
-    def _probe_row(probe: Probe, info: dict) -> dict:
+    def _probe_row(probe: Probe) -> dict:
         best = max(probe.faces, key=lambda f: f.quality.score if f.quality else 0.0)
-        sha = info.get("source_sha256")
+        sha = probe.source_sha256
         if not sha:
             path = Path(probe.source)
             sha = sha256_file(path) if path.is_file() else ""
-        crop = info.get("crop")
-        if crop is None:
-            crop = best.aligned
+        crop_png = probe.crop_png
+        if crop_png is None and best.aligned is not None:
+            crop_png = png_bytes(best.aligned)
         embeddings = np.stack([f.embedding for f in probe.faces]).astype("<f4")
         return {
             "sha256": sha,
-            "frame_index": info.get("frame_index"),
-            "timestamp_s": info.get("timestamp_s"),
-            "bbox": [round(float(v), 1) for v in info.get("bbox_xyxy", best.bbox_xyxy)],
-            "quality": info.get("quality", probe.quality),
-            "crop_png": png_bytes(crop) if crop is not None else None,
+            "bbox": [round(float(v), 1) for v in (probe.bbox_xyxy or best.bbox_xyxy)],
+            "crop_png": crop_png,
             "dim": embeddings.shape[1],
             "embeddings": embeddings.tobytes(),
         }
 
     def search(self, search_id: int) -> SearchRun:
+        """A recorded search with its probes (evidence and the embeddings searched) and lists."""
         row = self.conn.execute("SELECT * FROM searches WHERE search_id = ?", (int(search_id),)).fetchone()
         if row is None:
             raise CaseError(f"no recorded search {search_id}")
-        probes = [
-            ProbeRecord(
-                p["probe_id"], p["position"], p["source_path"], p["source_sha256"], p["frame_index"], p["timestamp_s"], p["start_s"], p["end_s"],
-                tuple(json.loads(p["bbox_json"])) if p["bbox_json"] else None, p["quality"], p["n_faces"], p["crop_png"],
-            )
-            for p in self.conn.execute("SELECT * FROM search_probes WHERE search_id = ? ORDER BY position", (row["search_id"],))
-        ]
-        order = {p.probe_id: p.position for p in probes}
+        pack_id = PackId.parse(row["pack_id"])
+        probes = [_probe(p, pack_id) for p in self.conn.execute("SELECT * FROM search_probes WHERE search_id = ? ORDER BY position", (row["search_id"],))]
+        order = {p.probe_id: i for i, p in enumerate(probes)}
         candidates = sorted(
-            (
-                RecordedCandidate(c["probe_id"], c["rank"], c["subject_id"], c["score"], c["image_id"], c["face_id"], None if c["above_threshold"] is None else bool(c["above_threshold"]))
-                for c in self.conn.execute("SELECT * FROM search_candidates WHERE search_id = ?", (row["search_id"],))
-            ),
+            (_candidate(c) for c in self.conn.execute("SELECT * FROM search_candidates WHERE search_id = ?", (row["search_id"],))),
             key=lambda c: (order.get(c.probe_id, 0), c.rank),
         )
         return SearchRun(
-            row["search_id"], row["case_ref"], row["time_utc"], row["user"], row["pack_id"], json.loads(row["gallery_version"]),
-            row["top"], row["threshold"], row["mode"], row["method"], row["replay_of"], tuple(probes), tuple(candidates),
+            row["search_id"], row["case_ref"], row["time_utc"], row["user"], pack_id, json.loads(row["gallery_version"]),
+            row["top"], row["threshold"], SearchMode.parse(row["mode"]), row["method"], row["replay_of"], tuple(probes), tuple(candidates),
         )
 
     def searches(self, case_ref: str) -> list[SearchRun]:
@@ -487,7 +267,7 @@ class CaseStore:
 
     # -- review ---------------------------------------------------------------------------------
 
-    def _candidate(self, run: SearchRun, subject_id: str, probe_id: str | None) -> RecordedCandidate:
+    def _find_candidate(self, run: SearchRun, subject_id: str, probe_id: str | None) -> Candidate:
         search_id = run.search_id
         matches = [c for c in run.candidates if c.subject_id == subject_id and (probe_id is None or c.probe_id == probe_id)]
         if not matches:
@@ -498,12 +278,12 @@ class CaseStore:
             raise ReviewError(f"subject {subject_id!r} is a candidate of several probes of search {search_id} ({probes}); say which with --probe")
         return matches[0]
 
-    def _current(self, search_id: int, probe_id: str, subject_id: str, stage: str) -> Decision | None:
+    def _current(self, search_id: int, probe_id: str, subject_id: str, stage: Stage) -> Decision | None:
         """The latest decision of a stage that no later decision supersedes."""
         rows = self.conn.execute(
             "SELECT * FROM decisions d WHERE search_id = ? AND probe_id = ? AND subject_id = ? AND stage = ? "
             "AND NOT EXISTS (SELECT 1 FROM decisions s WHERE s.supersedes = d.decision_id) ORDER BY decision_id DESC LIMIT 1",
-            (int(search_id), probe_id, subject_id, stage),
+            (int(search_id), probe_id, subject_id, stage.value),
         ).fetchone()
         return _decision(rows) if rows else None
 
@@ -511,10 +291,10 @@ class CaseStore:
         """The first reviewer's verdict on a candidate; replaces (supersedes) an earlier one."""
         verdict = Verdict.parse(verdict)
         run = self.search(search_id)
-        candidate = self._candidate(run, subject_id, probe_id)
+        candidate = self._find_candidate(run, subject_id, probe_id)
         self._require_reviewable(run)
-        previous = self._current(search_id, candidate.probe_id, subject_id, "first")
-        return self._insert_decision(run, candidate, "first", verdict=verdict, agreement=None, reason=reason, supersedes=previous.decision_id if previous else None, reviews=None)
+        previous = self._current(search_id, candidate.probe_id, subject_id, Stage.FIRST)
+        return self._insert_decision(run, candidate, Stage.FIRST, verdict=verdict, agreement=None, reason=reason, supersedes=previous.decision_id if previous else None, reviews=None)
 
     def record_second(self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None) -> Decision:
         """The second reviewer confirms or disagrees with the current first decision.
@@ -524,17 +304,17 @@ class CaseStore:
         """
         agreement = Agreement.parse(agreement)
         run = self.search(search_id)
-        candidate = self._candidate(run, subject_id, probe_id)
+        candidate = self._find_candidate(run, subject_id, probe_id)
         self._require_reviewable(run)
-        first = self._current(search_id, candidate.probe_id, subject_id, "first")
+        first = self._current(search_id, candidate.probe_id, subject_id, Stage.FIRST)
         if first is None:
             raise ReviewError(f"subject {subject_id!r} in search {search_id} has no first decision to review yet")
         if first.reviewer == self.user:
             raise ReviewError(
                 f"{self.user} made the first decision on {subject_id!r} in search {search_id}; the second review must be by a different person"
             )
-        previous = self._current(search_id, candidate.probe_id, subject_id, "second")
-        return self._insert_decision(run, candidate, "second", verdict=None, agreement=agreement, reason=reason,
+        previous = self._current(search_id, candidate.probe_id, subject_id, Stage.SECOND)
+        return self._insert_decision(run, candidate, Stage.SECOND, verdict=None, agreement=agreement, reason=reason,
                                      supersedes=previous.decision_id if previous else None, reviews=first.decision_id)
 
     def _require_reviewable(self, run: SearchRun) -> None:
@@ -542,7 +322,7 @@ class CaseStore:
         if case.status == CaseStatus.ARCHIVED:
             raise ReviewError(f"case {run.case_ref!r} is archived: no further decisions")
 
-    def _insert_decision(self, run: SearchRun, candidate: RecordedCandidate, stage: str, *, verdict, agreement, reason, supersedes, reviews) -> Decision:
+    def _insert_decision(self, run: SearchRun, candidate: Candidate, stage: Stage, *, verdict, agreement, reason, supersedes, reviews) -> Decision:
         reason = (reason or "").strip()
         if not reason:
             raise ReviewError("every decision needs a written reason")
@@ -550,12 +330,12 @@ class CaseStore:
         with transaction(self.conn):
             cursor = self.conn.execute(
                 "INSERT INTO decisions (search_id, probe_id, subject_id, stage, reviewer, verdict, agreement, reason, time_utc, supersedes, reviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.search_id, candidate.probe_id, candidate.subject_id, stage, self.user, verdict.value if verdict else None,
+                (run.search_id, candidate.probe_id, candidate.subject_id, stage.value, self.user, verdict.value if verdict else None,
                  agreement.value if agreement else None, reason, now, supersedes, reviews),
             )
             decision_id = int(cursor.lastrowid)
             audit.append(
-                self.conn, user=self.user, action=f"review.{stage}", case_ref=run.case_ref,
+                self.conn, user=self.user, action=f"review.{stage.value}", case_ref=run.case_ref,
                 details={"decision_id": decision_id, "search_id": run.search_id, "probe_id": candidate.probe_id, "subject_id": candidate.subject_id,
                          "rank": candidate.rank, "verdict": verdict.value if verdict else None, "agreement": agreement.value if agreement else None,
                          "reason": reason, "supersedes": supersedes, "reviews": reviews},
@@ -579,8 +359,8 @@ class CaseStore:
         run = self.search(search_id)
         reviews = []
         for c in run.candidates:
-            first = self._current(run.search_id, c.probe_id, c.subject_id, "first")
-            second = self._current(run.search_id, c.probe_id, c.subject_id, "second")
+            first = self._current(run.search_id, c.probe_id, c.subject_id, Stage.FIRST)
+            second = self._current(run.search_id, c.probe_id, c.subject_id, Stage.SECOND)
             if second is not None and (first is None or second.reviews != first.decision_id):
                 second = None  # it reviewed a first decision that has since been superseded
             if first is None or second is None:
@@ -605,7 +385,37 @@ def _case(row) -> Case:
 
 def _decision(row) -> Decision:
     return Decision(
-        row["decision_id"], row["search_id"], row["probe_id"], row["subject_id"], row["stage"], row["reviewer"],
+        row["decision_id"], row["search_id"], row["probe_id"], row["subject_id"], Stage(row["stage"]), row["reviewer"],
         Verdict(row["verdict"]) if row["verdict"] else None, Agreement(row["agreement"]) if row["agreement"] else None,
         row["reason"], row["time_utc"], row["supersedes"], row["reviews"],
+    )
+
+
+def _probe(row, pack_id: PackId) -> Probe:
+    """A recorded probe: its evidence, and faces rebuilt from the embeddings that were searched
+    (the box of the face shown; no landmarks or quality of their own)."""
+    dim, data = row["embedding_dim"], row["embeddings"]
+    problem = f"search {row['search_id']}: the recorded embeddings of probe {row['probe_id']!r} are damaged"
+    if not data or not dim or len(data) % (4 * dim):
+        raise CaseError(f"{problem} ({len(data or b'')} bytes for {dim}-value embeddings)")
+    box = tuple(json.loads(row["bbox_json"])) if row["bbox_json"] else None
+    try:
+        faces = tuple(
+            Face(bbox_xyxy=box or (0.0, 0.0, 0.0, 0.0), landmarks=np.zeros((5, 2), np.float32), detector_score=1.0, embedding=e, pack_id=pack_id)
+            for e in np.frombuffer(data, "<f4").reshape(-1, dim)
+        )
+    except ValueError as exc:
+        raise CaseError(f"{problem} ({exc})") from exc
+    return Probe(
+        probe_id=row["probe_id"], source=row["source_path"], faces=faces, start_s=row["start_s"], end_s=row["end_s"],
+        source_sha256=row["source_sha256"], frame_index=row["frame_index"], timestamp_s=row["timestamp_s"], bbox_xyxy=box,
+        crop_png=row["crop_png"], manual=bool(row["manual"]), quality=row["quality"],
+    )
+
+
+def _candidate(row) -> Candidate:
+    per_probe = tuple(json.loads(row["per_probe_json"])) if row["per_probe_json"] else (row["score"],)
+    return Candidate(
+        rank=row["rank"], subject_id=row["subject_id"], score=row["score"], image_id=row["image_id"], face_id=row["face_id"],
+        above_threshold=None if row["above_threshold"] is None else bool(row["above_threshold"]), per_probe_scores=per_probe, probe_id=row["probe_id"],
     )

@@ -1,10 +1,15 @@
 """Sub-commands of ``workbench``: one module per command group, each with ``register(commands, add)``.
 
 ``add(subparsers, name, func, help)`` creates a sub-command with ``--json`` and binds ``func``;
-``func(args, settings, out)`` returns the exit status. Add a module here to add a group.
+``func(args, workspace, out)`` returns the exit status: commands are thin callers of
+:class:`~workbench.workspace.Workspace`, so the CLI and the dashboards record work alike. Add a module here to add a group.
 """
 
 from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -12,8 +17,25 @@ EXIT_OK, EXIT_ERROR = 0, 1
 COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "settings", "demo"]
 
 
-def engine_for(settings):
-    """A FaceEngine for the settings' pack (loaded only by commands that need one)."""
-    from ..engine import FaceEngine
 
-    return FaceEngine.from_settings(settings)
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str, *, enabled: bool = True) -> Iterator[Callable[[float, float], None] | None]:
+    """A ``progress(done, total)`` callback drawn as a tqdm bar on stderr (None when disabled,
+    e.g. with ``--json``). The library reports progress through callbacks and never draws."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, delay=2.0, dynamic_ncols=True)
+
+    def update(done: float, total: float) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()

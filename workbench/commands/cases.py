@@ -8,26 +8,20 @@ from . import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
-
-
-def _store(settings: Settings):
-    from ..cases.store import CaseStore
-
-    return CaseStore.open(settings)
+    from ..workspace import Workspace
 
 
 # -- case ---------------------------------------------------------------------------------------
 
 
-def cmd_case_new(args, settings: Settings, out: Output) -> int:
-    case = _store(settings).new_case(args.reference, offence=args.offence, purpose=args.purpose, officer=args.officer)
+def cmd_case_new(args, ws: Workspace, out: Output) -> int:
+    case = ws.new_case(args.reference, offence=args.offence, purpose=args.purpose, officer=args.officer)
     out.emit({"case": case.as_dict()}, f"opened case {case.reference} ({case.offence}); officer in charge {case.officer}")
     return EXIT_OK
 
 
-def cmd_case_list(args, settings: Settings, out: Output) -> int:
-    cases = _store(settings).cases(args.status)
+def cmd_case_list(args, ws: Workspace, out: Output) -> int:
+    cases = ws.list_cases(args.status)
     lines = [f"{'reference':<20} {'status':<9} {'offence':<20} officer"] + [
         f"{c.reference:<20} {c.status.value:<9} {c.offence[:20]:<20} {c.officer}" for c in cases
     ]
@@ -35,16 +29,16 @@ def cmd_case_list(args, settings: Settings, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_case_show(args, settings: Settings, out: Output) -> int:
-    store = _store(settings)
-    case = store.case(args.reference)
-    searches = store.searches(case.reference)
-    reviews = {run.search_id: [r.as_dict() for r in store.review(run.search_id)] for run in searches}
+def cmd_case_show(args, ws: Workspace, out: Output) -> int:
+    case = ws.case(args.reference)
+    searches = ws.searches(case.reference)
+    reviews = {run.search_id: [r.as_dict() for r in ws.review_status(run.search_id)] for run in searches}
+    counts = {status: sum(r["status"] == status for rs in reviews.values() for r in rs) for status in ("agreed", "disputed", "pending")}
     data = {
         "case": case.as_dict(),
-        "review": store.case_review(case.reference),
+        "review": counts,
         "searches": [{**run.as_dict(), "review": reviews[run.search_id]} for run in searches],
-        "decisions": [d.as_dict() for d in store.decisions(case_ref=case.reference)],
+        "decisions": [d.as_dict() for d in ws.decisions(case.reference)],
     }
     lines = [
         f"case {case.reference} ({case.status.value}): {case.offence}",
@@ -53,7 +47,7 @@ def cmd_case_show(args, settings: Settings, out: Output) -> int:
         f"  review: {data['review']['agreed']} agreed, {data['review']['disputed']} disputed, {data['review']['pending']} pending",
     ]
     for run in searches:
-        lines.append(f"  search {run.search_id} at {run.time_utc} by {run.user}: {len(run.probes)} probe(s), top {run.top}, threshold {run.threshold}, {run.mode}")
+        lines.append(f"  search {run.search_id} at {run.time_utc} by {run.user}: {len(run.probes)} probe(s), top {run.top}, threshold {run.threshold}, {run.mode.value}")
         for item in reviews[run.search_id]:
             first = item["first"]["verdict"] if item["first"] else "-"
             second = item["second"]["agreement"] if item["second"] else "-"
@@ -63,10 +57,8 @@ def cmd_case_show(args, settings: Settings, out: Output) -> int:
 
 
 def _set_status(status_name: str):
-    def command(args, settings: Settings, out: Output) -> int:
-        from ..cases.store import CaseStatus
-
-        case = _store(settings).set_status(args.reference, CaseStatus(status_name), reason=args.reason or "")
+    def command(args, ws: Workspace, out: Output) -> int:
+        case = ws.set_case_status(args.reference, status_name, reason=args.reason or "")
         out.emit({"case": case.as_dict()}, f"case {case.reference} is {case.status.value}")
         return EXIT_OK
 
@@ -76,20 +68,20 @@ def _set_status(status_name: str):
 # -- review -------------------------------------------------------------------------------------
 
 
-def cmd_review_first(args, settings: Settings, out: Output) -> int:
-    decision = _store(settings).record_first(args.search_id, args.subject_id, args.verdict, args.reason, probe_id=args.probe)
+def cmd_review_first(args, ws: Workspace, out: Output) -> int:
+    decision = ws.first_verdict(args.search_id, args.subject_id, args.verdict, args.reason, probe_id=args.probe)
     out.emit({"decision": decision.as_dict()}, f"decision {decision.decision_id}: {decision.reviewer} recorded '{decision.verdict.value}' for {decision.subject_id} in search {decision.search_id}")
     return EXIT_OK
 
 
-def cmd_review_second(args, settings: Settings, out: Output) -> int:
-    decision = _store(settings).record_second(args.search_id, args.subject_id, args.agreement, args.reason, probe_id=args.probe)
+def cmd_review_second(args, ws: Workspace, out: Output) -> int:
+    decision = ws.second_verdict(args.search_id, args.subject_id, args.agreement, args.reason, probe_id=args.probe)
     out.emit({"decision": decision.as_dict()}, f"decision {decision.decision_id}: {decision.reviewer} {decision.agreement.value}s decision {decision.reviews} on {decision.subject_id}")
     return EXIT_OK
 
 
-def cmd_review_status(args, settings: Settings, out: Output) -> int:
-    reviews = _store(settings).review(args.search_id)
+def cmd_review_status(args, ws: Workspace, out: Output) -> int:
+    reviews = ws.review_status(args.search_id)
     lines = [f"{r.probe_id:<22} {r.rank:>3}. {r.subject_id:<20} {r.score:.3f}  {r.status.value}" for r in reviews]
     out.emit({"search_id": args.search_id, "candidates": [r.as_dict() for r in reviews]}, lines or "no candidates")
     return EXIT_OK
@@ -98,13 +90,11 @@ def cmd_review_status(args, settings: Settings, out: Output) -> int:
 # -- audit --------------------------------------------------------------------------------------
 
 
-def cmd_audit_verify(args, settings: Settings, out: Output) -> int:
+def cmd_audit_verify(args, ws: Workspace, out: Output) -> int:
     from .. import audit
-    from ..db import connect
 
-    conn = connect(settings.db_path)
-    result = audit.verify(conn)
-    last = audit.entries(conn)[-1].hash if result.entries else None
+    result = ws.verify_audit()
+    last = audit.entries(ws.cases.conn)[-1].hash if result.entries else None
     data = {**result.as_dict(), "last_hash": last}
     if result.ok:
         lines = f"audit log intact: {result.entries} entries, last hash {last}"
@@ -114,16 +104,10 @@ def cmd_audit_verify(args, settings: Settings, out: Output) -> int:
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
-def cmd_audit_export(args, settings: Settings, out: Output) -> int:
-    from .. import audit
-    from ..db import connect, transaction
-
-    conn = connect(settings.db_path)
+def cmd_audit_export(args, ws: Workspace, out: Output) -> int:
     if args.case:
-        _store(settings).case(args.case)  # an unknown case is an error, not an empty file
-    count = audit.export_csv(conn, args.out, case_ref=args.case)
-    with transaction(conn):
-        audit.append(conn, user=settings.user, action="audit.export", case_ref=args.case, details={"out": str(args.out), "entries": count})
+        ws.case(args.case)  # an unknown case is an error, not an empty file
+    count = ws.export_audit(args.out, case_ref=args.case)
     out.emit({"out": str(args.out), "entries": count}, f"wrote {count} audit entries to {args.out}")
     return EXIT_OK
 
@@ -170,10 +154,8 @@ def register(commands, add) -> None:
     register_report(commands, add)
 
 
-def cmd_report(args, settings: Settings, out: Output) -> int:
-    from ..cases.report_data import export_report
-
-    result = export_report(settings, args.reference, args.out)
+def cmd_report(args, ws: Workspace, out: Output) -> int:
+    result = ws.export_report(args.reference, args.out)
     lines = f"wrote {result['out']} ({result['searches']} search(es), {result['decisions']} decision(s)); sha256 {result['sha256']}"
     if not result["audit_ok"]:
         lines += "\nWARNING: the audit chain failed verification; the report says so"

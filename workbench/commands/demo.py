@@ -6,14 +6,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_demo(args, settings: Settings, out: Output) -> int:
+def cmd_demo(args, ws: Workspace, out: Output) -> int:
     from ..demo import run_demo
 
-    return run_demo(settings, out)
+    return run_demo(ws, out, serve=not args.no_serve, port=args.port, host=args.host)
 
 
 def register(commands, add) -> None:
-    add(commands, "demo", cmd_demo, "run the library on images shipped with installed packages")
+    p = add(commands, "demo", cmd_demo, "build a demo workspace from images shipped in installed packages, search it, then serve the dashboards")
+    p.add_argument("--no-serve", action="store_true", help="stop after the demo search (do not start the dashboards)")
+    p.add_argument("--port", type=int, metavar="P", help="dashboard port (default 8866)")
+    p.add_argument("--host", default="127.0.0.1", metavar="H", help="address to listen on (default 127.0.0.1: this machine only)")

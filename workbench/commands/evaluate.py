@@ -6,11 +6,11 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import EXIT_OK, engine_for
+from . import EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
 def _evaluation_lines(result: dict) -> list[str]:
@@ -25,23 +25,23 @@ def _evaluation_lines(result: dict) -> list[str]:
     return lines
 
 
-def cmd_evaluate_pairs(args, settings: Settings, out: Output) -> int:
+def cmd_evaluate_pairs(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_pairs
 
-    result = evaluate_pairs(engine_for(settings), Path(args.pairs), Path(args.images), aligned=args.aligned, progress=not args.json)
+    result = evaluate_pairs(ws.engine, Path(args.pairs), Path(args.images), aligned=args.aligned, progress=not args.json)
     out.emit(result, _evaluation_lines(result))
     return EXIT_OK
 
 
-def cmd_evaluate_identification(args, settings: Settings, out: Output) -> int:
+def cmd_evaluate_identification(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_identification
 
-    result = evaluate_identification(engine_for(settings), Path(args.gallery), Path(args.probes), aligned=args.aligned, progress=not args.json)
+    result = evaluate_identification(ws.engine, Path(args.gallery), Path(args.probes), aligned=args.aligned, progress=not args.json)
     out.emit(result, _evaluation_lines(result))
     return EXIT_OK
 
 
-def cmd_evaluate_make_pairs(args, settings: Settings, out: Output) -> int:
+def cmd_evaluate_make_pairs(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import make_pairs
 
     pairs = make_pairs(Path(args.folder), per_identity=args.per_identity, seed=args.seed)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NoFaceError, WorkbenchError
-from . import EXIT_ERROR, EXIT_OK, engine_for
+from . import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_faces(args, settings: Settings, out: Output) -> int:
-    engine = engine_for(settings)
+def cmd_faces(args, ws: Workspace, out: Output) -> int:
+    engine = ws.engine
     results, lines, status = [], [], EXIT_OK
     for image in args.images:
         try:
@@ -36,8 +36,8 @@ def cmd_faces(args, settings: Settings, out: Output) -> int:
     return status
 
 
-def cmd_compare(args, settings: Settings, out: Output) -> int:
-    engine = engine_for(settings)
+def cmd_compare(args, ws: Workspace, out: Output) -> int:
+    engine = ws.engine
     faces = []
     for image in (args.image_a, args.image_b):
         face = engine.prominent_face(image)
@@ -45,7 +45,7 @@ def cmd_compare(args, settings: Settings, out: Output) -> int:
             raise NoFaceError(f"{image}: no face found")
         faces.append(face)
     score = float(faces[0].embedding @ faces[1].embedding)
-    threshold = settings.threshold if settings.threshold is not None else engine.pack.default_threshold
+    threshold = ws.settings.threshold if ws.settings.threshold is not None else engine.pack.default_threshold
     above = None if threshold is None else score >= threshold
     data = {
         "score": round(score, 4),

@@ -11,29 +11,28 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..errors import WorkbenchError
-from . import EXIT_ERROR, EXIT_OK, engine_for
+from . import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_footage_extract(args, settings: Settings, out: Output) -> int:
+def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
     from ..footage import DEFAULT_CHUNK_S, FootageWarning, Sampling, extract_many
 
-    sampling = Sampling(fps=None if args.every_frame else (args.fps or settings.footage_fps), start_s=args.start, end_s=args.end)
+    sampling = Sampling(fps=None if args.every_frame else (args.fps or ws.settings.footage_fps), start_s=args.start, end_s=args.end)
     with warnings.catch_warnings():
         # Each result carries its warnings; they are printed below, once, in the output.
         warnings.simplefilter("ignore", FootageWarning)
         if args.dask or args.workers:
             from ..footage.distributed import extract_on_dask
 
-            if args.workers:
-                settings = settings.replace(dask_workers=args.workers)
+            settings = ws.settings.replace(dask_workers=args.workers) if args.workers else ws.settings
             chunk_s = args.chunk_s if args.chunk_s is not None else DEFAULT_CHUNK_S
             results = extract_on_dask(args.paths, settings, sampling=sampling, chunk_s=chunk_s, return_errors=True)
         else:
-            results = extract_many(args.paths, engine_for(settings), sampling=sampling, chunk_s=args.chunk_s, return_errors=True)
+            results = extract_many(args.paths, ws.engine, sampling=sampling, chunk_s=args.chunk_s, return_errors=True)
     sources, tracks, lines = [], [], []
     for path, result in zip(args.paths, results):
         if isinstance(result, WorkbenchError):

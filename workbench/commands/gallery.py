@@ -6,39 +6,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GalleryError
-from . import EXIT_OK, engine_for
+from . import EXIT_OK, progress_bar
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def _open(settings: Settings):
-    from ..gallery.store import Gallery
-
-    return Gallery.open(settings)
-
-
-def cmd_enrol(args, settings: Settings, out: Output) -> int:
-    from ..gallery.enrol import (
-        DEFAULT_BATCH,
-        enrol,
-        items_from_folder,
-        items_from_manifest,
-    )
-
+def cmd_enrol(args, ws: Workspace, out: Output) -> int:
     if bool(args.folder) == bool(args.manifest):
         raise GalleryError("give either a folder (one sub-folder per subject) or --manifest CSV, not both and not neither")
-    source = Path(args.manifest or args.folder)
-    items, problems = items_from_manifest(source) if args.manifest else items_from_folder(source)
-    engine = engine_for(settings)
-    with _open(settings) as gallery:
-        summary = enrol(
-            gallery, engine, items, problems=problems, source=str(source),
-            report_path=Path(args.report) if args.report else None,
-            batch_size=args.batch or DEFAULT_BATCH, progress=not args.json,
+    with progress_bar("enrolling", "img", enabled=not args.json) as bar:
+        summary = ws.enrol(
+            args.folder or None, manifest=args.manifest or None, report_path=Path(args.report) if args.report else None,
+            batch_size=args.batch, progress=bar,
         )
-        not_indexed = gallery.stats()["not_indexed"]
+    not_indexed = ws.gallery_stats()["not_indexed"]
     data = {**summary.as_dict(), "not_indexed": not_indexed}
     c = summary.counts
     lines = [
@@ -55,9 +38,8 @@ def cmd_enrol(args, settings: Settings, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_rebuild(args, settings: Settings, out: Output) -> int:
-    with _open(settings) as gallery:
-        manifest = gallery.rebuild(n_trees=args.n_trees)
+def cmd_rebuild(args, ws: Workspace, out: Output) -> int:
+    manifest = ws.gallery.rebuild(n_trees=args.n_trees)
     if manifest["build_id"] is None:
         out.emit({"build_id": None, "count": 0}, "the gallery is empty: no index (any previous one was deleted)")
         return EXIT_OK
@@ -73,11 +55,10 @@ def cmd_rebuild(args, settings: Settings, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_stats(args, settings: Settings, out: Output) -> int:
-    with _open(settings) as gallery:
-        data = gallery.stats()
-        if args.verify:
-            data["index_verify_problems"] = gallery.verify_index()
+def cmd_stats(args, ws: Workspace, out: Output) -> int:
+    data = ws.gallery_stats()
+    if args.verify:
+        data["index_verify_problems"] = ws.gallery.verify_index()
     lines = [
         f"subjects {data['subjects']}, images {data['images']}, faces {data['faces']} "
         f"({data['images_with_several_faces']} image(s) had several faces)",
@@ -99,10 +80,9 @@ def cmd_stats(args, settings: Settings, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_remove(args, settings: Settings, out: Output) -> int:
-    with _open(settings) as gallery:
-        result = gallery.remove_subject(args.subject_id, vacuum=not args.no_vacuum)
-        indexed = gallery.stats()["index"] is not None
+def cmd_remove(args, ws: Workspace, out: Output) -> int:
+    result = ws.remove_subject(args.subject_id, vacuum=not args.no_vacuum)
+    indexed = ws.gallery_stats()["index"] is not None
     note = "the index files still hold the embeddings until `workbench gallery rebuild`" if indexed else None
     out.emit({**result, "note": note},
              [f"removed subject {result['subject_id']}: {result['images']} image(s), {result['faces']} face(s); "

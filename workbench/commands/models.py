@@ -8,27 +8,27 @@ from . import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_models_list(args, settings: Settings, out: Output) -> int:
+def cmd_models_list(args, ws: Workspace, out: Output) -> int:
     from ..models import list_packs
 
-    packs = list_packs(settings.models_dir)
+    packs = list_packs(ws.settings.models_dir)
     lines = [f"{'name':<16} {'pack id':<28} {'dim':>4}  kind"]
-    lines += [f"{p.name:<16} {str(p.pack_id):<28} {p.embedding_dim:>4}  {p.kind}" + ("   (active)" if p.name == settings.pack else "") for p in packs]
+    lines += [f"{p.name:<16} {str(p.pack_id):<28} {p.embedding_dim:>4}  {p.kind}" + ("   (active)" if p.name == ws.settings.pack else "") for p in packs]
     lines += [f"note: {p.name}: {p.licence}" for p in packs if p.kind == "insightface" and p.licence]
-    out.emit({"packs": [p.as_dict() for p in packs], "active": settings.pack}, lines)
+    out.emit({"packs": [p.as_dict() for p in packs], "active": ws.settings.pack}, lines)
     return EXIT_OK
 
 
-def cmd_models_import(args, settings: Settings, out: Output) -> int:
+def cmd_models_import(args, ws: Workspace, out: Output) -> int:
     from ..models import Preprocessing, import_pack
 
     preprocessing = None
     if args.mean is not None or args.std is not None or args.channels is not None:
         preprocessing = Preprocessing(args.channels or "RGB", args.mean if args.mean is not None else 127.5, args.std if args.std is not None else 127.5)
-    info = import_pack(settings.models_dir, args.path, name=args.name, preprocessing=preprocessing)
+    info = import_pack(ws.settings.models_dir, args.path, name=args.name, preprocessing=preprocessing)
     lines = [
         f"imported pack {info.name} ({info.pack_id})",
         f"  detector:   {info.detector_file} ({info.detector_kind})",
@@ -40,10 +40,10 @@ def cmd_models_import(args, settings: Settings, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_models_verify(args, settings: Settings, out: Output) -> int:
+def cmd_models_verify(args, ws: Workspace, out: Output) -> int:
     from ..models import list_packs, read_pack, verify_pack
 
-    packs = [read_pack(settings.models_dir, args.name)] if args.name else list_packs(settings.models_dir)
+    packs = [read_pack(ws.settings.models_dir, args.name)] if args.name else list_packs(ws.settings.models_dir)
     report = {p.name: verify_pack(p) for p in packs}
     lines = [f"{name}: {'ok' if not problems else 'DAMAGED'}" + "".join(f"\n  {x}" for x in problems) for name, problems in report.items()]
     ok = not any(report.values())

@@ -16,16 +16,14 @@ from . import EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_search(args, settings: Settings, out: Output) -> int:
-    from ..cases.investigate import replay, run_search
-
+def cmd_search(args, ws: Workspace, out: Output) -> int:
     if args.replay is not None:
         if args.probes:
             raise CaseError("--replay re-runs a recorded search; give no probe files with it")
-        result = replay(settings, args.replay)
+        result = ws.replay(args.replay)
         lines = _lines(result.replayed.as_dict())
         lines.append(f"replay of search {args.replay}: " + ("the same candidate list" if result.same else "DIFFERENT candidate list:"))
         lines += [f"  {d}" for d in result.differences]
@@ -33,9 +31,10 @@ def cmd_search(args, settings: Settings, out: Output) -> int:
         return EXIT_OK
     if not args.probes:
         raise CaseError("give probe image(s) or video(s), or --replay SEARCH_ID")
-    run = run_search(
-        settings, args.case, args.probes, top=args.top, threshold=args.threshold, mode=args.mode,
-        fuse=args.fuse, exact=True if args.exact else None,
+    if not args.case:
+        raise CaseError("every search runs inside an open case: give --case REF (workbench case new REF ... opens one)")
+    run = ws.search_files(
+        args.case, args.probes, top=args.top, threshold=args.threshold, mode=args.mode, fuse=args.fuse, exact=True if args.exact else None,
     )
     document = run.as_dict()
     out.emit(document, _lines(document))

@@ -9,19 +9,19 @@ from . import EXIT_OK
 
 if TYPE_CHECKING:
     from ..cli import Output
-    from ..config import Settings
+    from ..workspace import Workspace
 
 
-def cmd_settings_show(args, settings: Settings, out: Output) -> int:
-    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+def cmd_settings_show(args, ws: Workspace, out: Output) -> int:
+    values = {f.name: getattr(ws.settings, f.name) for f in dataclasses.fields(ws.settings)}
     out.emit({k: str(v) if k == "home" else v for k, v in values.items()}, [f"{k:<22} {v}" for k, v in values.items()])
     return EXIT_OK
 
 
-def cmd_settings_set(args, settings: Settings, out: Output) -> int:
+def cmd_settings_set(args, ws: Workspace, out: Output) -> int:
     from ..settings_file import set_setting
 
-    old, new = set_setting(settings, args.name, args.value)
+    old, new = set_setting(ws.settings, args.name, args.value)
     out.emit({"setting": args.name, "old": old, "new": new}, f"{args.name}: {old} -> {new} (recorded in the audit log)")
     return EXIT_OK
 

@@ -20,7 +20,8 @@ Decoding, times, sampling and source identity: :mod:`workbench.footage.decode`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +39,7 @@ from .decode import (
     Frame,
     Sampling,
     SourceInfo,
+    STILL_INTERVAL_S,
     SourcePlan,
     _chunk_frames,
     emit_warnings,
@@ -63,16 +65,26 @@ class ChunkResult:
 
     frames: tuple[FrameFaces, ...]
     warnings: tuple[str, ...] = ()
+    cancelled_at_s: float | None = None  # the time of the first frame not analysed, when cancelled
 
 
 # -- faces ---------------------------------------------------------------------------------------
 
 
-def detect_chunk(chunk: Chunk, engine: FaceEngine, *, batch: int = ANALYSE_BATCH) -> ChunkResult:
+def detect_chunk(
+    chunk: Chunk,
+    engine: FaceEngine,
+    *,
+    batch: int = ANALYSE_BATCH,
+    on_frame: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> ChunkResult:
     """Decode one chunk and find every face (with embedding and quality) in its sampled frames.
 
     Aligned crops are dropped from the faces to keep long footage in memory; get pixels back
-    with :meth:`FootageResult.thumbnail`.
+    with :meth:`FootageResult.thumbnail`. ``on_frame(timestamp_s)`` is called after each
+    analysed frame; when ``cancel`` is set, decoding stops after the frames in hand and the
+    result says where (``cancelled_at_s``).
     """
     problems: list[str] = []
     results: list[FrameFaces] = []
@@ -82,14 +94,20 @@ def detect_chunk(chunk: Chunk, engine: FaceEngine, *, batch: int = ANALYSE_BATCH
         for frame, faces in zip(pending, engine.analyse_many([f.rgb for f in pending])):
             faces = tuple(f.replace(aligned=None) for f in faces)
             results.append(FrameFaces(frame.frame_index, frame.timestamp_s, faces, frame_signature(frame.rgb)))
+            if on_frame is not None:
+                on_frame(frame.timestamp_s)
         pending.clear()
 
+    cancelled_at = None
     for frame in _chunk_frames(chunk, problems):
+        if cancel is not None and cancel.is_set():
+            cancelled_at = frame.timestamp_s
+            break
         pending.append(frame)
         if len(pending) >= batch:
             flush()
     flush()
-    return ChunkResult(tuple(results), tuple(problems))
+    return ChunkResult(tuple(results), tuple(problems), cancelled_at)
 
 
 def frame_signature(rgb: np.ndarray) -> np.ndarray:
@@ -118,6 +136,8 @@ def extract(
     sampling: Sampling | None = None,
     tracking: TrackerConfig | None = None,
     chunk_s: float | None = None,
+    progress: Callable[[float, float], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> FootageResult:
     """Every distinct face of one source, as tracks with best shots, in this process.
 
@@ -128,13 +148,40 @@ def extract(
         tracking: tracker parameters (see :mod:`workbench.footage.tracking`).
         chunk_s: decode in chunks of this many seconds (the result is the same; only memory
             and seeking differ). None = one pass.
+        progress: called as ``progress(done_s, total_s)`` in seconds of footage after each
+            analysed frame (stills count ``STILL_INTERVAL_S`` each).
+        cancel: when set, extraction stops; the tracks of the frames analysed so far are kept
+            and a warning says where it stopped.
 
     Raises:
         FootageError: the source cannot be read at all. Partial damage is a FootageWarning.
     """
     sampling = sampling or Sampling(fps=engine.settings.footage_fps)
     plan = plan_source(path, sampling, chunk_s=chunk_s)
-    return assemble(plan, [detect_chunk(chunk, engine) for chunk in plan.chunks], tracking)
+    start = sampling.start_s
+    total = _span_s(plan)
+    on_frame = None if progress is None else (lambda t: progress(min(max(t - start, 0.0), total), total))
+    results = []
+    for chunk in plan.chunks:
+        result = detect_chunk(chunk, engine, on_frame=on_frame, cancel=cancel)
+        results.append(result)
+        if result.cancelled_at_s is not None or (cancel is not None and cancel.is_set()):
+            stopped = result.cancelled_at_s if result.cancelled_at_s is not None else (result.frames[-1].timestamp_s if result.frames else start)
+            results.append(ChunkResult((), (f"{plan.info.path}: extraction cancelled at {stopped:.1f} s; the faces found before are kept",)))
+            break
+    else:
+        if progress is not None:
+            progress(total, total)
+    return assemble(plan, results, tracking)
+
+
+def _span_s(plan: SourcePlan) -> float:
+    """Seconds of footage the plan covers (for progress)."""
+    info, sampling = plan.info, plan.sampling
+    end = info.duration_s if info.duration_s is not None else info.frame_count * STILL_INTERVAL_S
+    if sampling.end_s is not None:
+        end = min(end, sampling.end_s)
+    return max(end - sampling.start_s, 0.0)
 
 
 def extract_many(

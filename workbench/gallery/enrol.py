@@ -31,15 +31,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import GalleryError, ImageError, WorkbenchError
 from .store import EnrolledImage, Gallery, SubjectRecord
@@ -272,7 +270,7 @@ def enrol(
     source: str = "",
     report_path: Path | None = None,
     batch_size: int = DEFAULT_BATCH,
-    progress: bool = False,
+    progress: Callable[[float, float], None] | None = None,
 ) -> EnrolSummary:
     """Enrol items with ``engine`` into ``gallery``; see the module docstring for the rules.
 
@@ -282,7 +280,7 @@ def enrol(
         report_path: CSV report (default ``<home>/reports/enrol-<UTC time>.csv``), created only
             if there is something to report.
         batch_size: images per analysis batch and per transaction.
-        progress: show a progress bar on stderr (quiet for runs under two seconds).
+        progress: called as ``progress(items_done, items_total)`` after each batch.
 
     Raises:
         PackMismatchError: the gallery holds embeddings of another pack than the engine's.
@@ -296,19 +294,18 @@ def enrol(
     try:
         for outcome in problems:
             _record(summary, report, outcome)
-        bar = tqdm(total=len(items), unit="img", desc="enrolling", file=sys.stderr, delay=2.0, disable=not progress)
-        with bar:
-            for start in range(0, len(items), batch_size):
-                batch = items[start : start + batch_size]
-                fresh = []
-                for item in batch:
-                    read = _read_and_hash(item, engine, report, summary, gallery, seen)
-                    if read is not None:
-                        fresh.append(read)
-                if fresh:
-                    _enrol_batch(gallery, engine, fresh, report, summary, run_id, source)
-                report.flush()
-                bar.update(len(batch))
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            fresh = []
+            for item in batch:
+                read = _read_and_hash(item, engine, report, summary, gallery, seen)
+                if read is not None:
+                    fresh.append(read)
+            if fresh:
+                _enrol_batch(gallery, engine, fresh, report, summary, run_id, source)
+            report.flush()
+            if progress is not None:
+                progress(start + len(batch), len(items))
     finally:
         report.close()
         summary.seconds = time.monotonic() - started

@@ -22,12 +22,14 @@ A score is a lead for trained people to review, never an identification.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import GalleryError, ModelPackError, PackMismatchError
-from .store import Gallery, LiveView, pack_key
+from .store import Gallery, LiveView
 from ..types import Candidate, CandidateList, Face, PackId, Probe, SearchMode
 
 #: faces asked per probe face at first: top x this (grown if too few distinct subjects come back).
@@ -69,7 +71,7 @@ def _pack_default_threshold(gallery: Gallery) -> float | None:
         info = read_pack(gallery.settings.models_dir, pack.name)
     except ModelPackError:
         return None
-    return info.default_threshold if pack_key(info.pack_id) == pack_key(pack) else None
+    return info.default_threshold if info.pack_id == pack else None
 
 
 def search(
@@ -119,10 +121,7 @@ def search_many(
     top = gallery.settings.top if top is None else int(top)
     if top < 1:
         raise GalleryError(f"top must be at least 1, got {top}")
-    try:
-        mode = SearchMode.parse(mode)
-    except ValueError as exc:
-        raise GalleryError(str(exc)) from None
+    mode = SearchMode.parse(mode)
     live = gallery.live()
     if live.count == 0 or live.pack_id is None:
         raise GalleryError(f"the gallery in {gallery.settings.home} is empty: enrol custody images first (`workbench gallery enrol DIR`)")
@@ -143,6 +142,8 @@ def search_many(
     for g, wanted in enumerate(proposed):
         probe_matrix = matrix[bounds[g] : bounds[g + 1]]
         candidates = _rank(wanted, store, probe_matrix, top, threshold, mode)
+        if isinstance(probes[g], Probe):
+            candidates = [dataclasses.replace(c, probe_id=probes[g].probe_id) for c in candidates]
         results.append(
             CandidateList(
                 candidates=tuple(candidates), pack_id=live.pack_id, threshold=threshold, mode=mode,
@@ -171,9 +172,9 @@ def _probe_matrix(groups: list[tuple[Face, ...]], live: LiveView) -> np.ndarray:
         for face in faces:
             if not isinstance(face, Face) or face.embedding is None or face.pack_id is None:
                 raise GalleryError("probe faces must be Face objects with an embedding and a pack id (FaceEngine.analyse gives them)")
-            if pack_key(face.pack_id) != pack_key(gallery_pack):
+            if face.pack_id != gallery_pack:
                 raise PackMismatchError(
-                    f"probe embedded with pack {face.pack_id}, but the gallery was enrolled with pack {gallery_pack}; "
+                    f"probe embedded with pack {face.pack_id.short}, but the gallery was enrolled with pack {gallery_pack.short}; "
                     f"search with `--pack {gallery_pack.name}`"
                 )
             rows.append(face.embedding)

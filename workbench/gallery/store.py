@@ -54,11 +54,6 @@ from ..types import Face, PackId
 FETCH_ROWS = 20_000
 
 
-def pack_key(pack_id: PackId) -> str:
-    """How a pack id is stored: ``name@<full sha256>`` (``str(PackId)`` shortens the hash)."""
-    return f"{pack_id.name}@{pack_id.recogniser_sha256}"
-
-
 def embedding_blob(embedding: np.ndarray) -> bytes:
     return np.ascontiguousarray(embedding, dtype="<f4").tobytes()
 
@@ -148,7 +143,7 @@ class Gallery:
     def check_pack(self, pack_id: PackId, *, what: str = "probe") -> None:
         """Raise :class:`PackMismatchError` unless ``pack_id`` is the gallery's pack (or it is empty)."""
         mine = self.pack_id
-        if mine is not None and pack_key(mine) != pack_key(pack_id):
+        if mine is not None and mine != pack_id:
             raise PackMismatchError(
                 f"{what} embedded with pack {pack_id}, but the gallery in {self.settings.home} was enrolled with "
                 f"pack {mine}; use `--pack {mine.name}` (a gallery never mixes packs)"
@@ -159,7 +154,7 @@ class Gallery:
     def enrolled_image(self, sha256: str, pack_id: PackId) -> sqlite3.Row | None:
         """The stored image with these bytes for this pack (subject_id, image_id), or None."""
         return self.conn.execute(
-            "SELECT image_id, subject_id FROM custody_images WHERE sha256 = ? AND pack_id = ?", (sha256, pack_key(pack_id))
+            "SELECT image_id, subject_id FROM custody_images WHERE sha256 = ? AND pack_id = ?", (sha256, str(pack_id))
         ).fetchone()
 
     def add_images(self, images: list[EnrolledImage], *, audit_details: dict) -> list[int | None]:
@@ -210,7 +205,7 @@ class Gallery:
 
     def _insert_image(self, image: EnrolledImage) -> int:
         face = image.face
-        pack = pack_key(face.pack_id)
+        pack = str(face.pack_id)
         cursor = self.conn.execute(
             """
             INSERT INTO custody_images (subject_id, path, sha256, size_bytes, width_px, height_px, capture_date,
@@ -383,7 +378,7 @@ class Gallery:
         its embeddings must equal the stored ones on a sample of rows.
         """
         rebuild = "; run `workbench gallery rebuild`"
-        if pack is None or build.pack_id != pack_key(pack):
+        if pack is None or build.pack_id != str(pack):
             return f"index {build.build_id} was built with pack {build.pack_id}, the gallery holds {pack}{rebuild}"
         stored = self.conn.execute("SELECT COUNT(*) FROM faces WHERE face_id <= ?", (build.max_face_id,)).fetchone()[0]
         if stored != build.count - int(hidden.sum()):
@@ -452,7 +447,7 @@ class Gallery:
                 self.conn.execute("COMMIT")
             writer.build(n_trees=n_trees)
             manifest = writer.commit(
-                {"pack_id": pack_key(pack) if pack else None, "n_trees": n_trees,
+                {"pack_id": str(pack) if pack else None, "n_trees": n_trees,
                  "search_k": self.settings.index_search_k, "removed_seq": removed_seq}
             )
         with transaction(self.conn):

@@ -1,0 +1,463 @@
+"""Workspace: one opened workspace folder for one user, and the plain functions everyone calls.
+
+Notebooks, dashboard widgets and the ``workbench`` command all start here, so a search run from
+a notebook and one run from the command line are checked and recorded alike::
+
+    from workbench import Workspace
+
+    with Workspace.open("workspace", user="analyst1") as ws:
+        ws.open_case("OP-7", offence="robbery", purpose="identify the suspect in CCTV")
+        footage = ws.extract("cctv.mp4", progress=print)         # once; tracks with best shots
+        ws.tracks_frame(footage)                                  # pandas DataFrame
+        probe = ws.probe_from_track(footage, track_id=3)
+        run = ws.search("OP-7", [probe])                          # recorded SearchRun
+        run.to_frame()
+        ws.first_verdict(run.search_id, run.candidates[0].subject_id, "possible match", "same scar")
+
+    with Workspace.open("workspace", user="reviewer2") as ws:
+        ws.second_verdict(search_id, subject_id, "confirm", "agree: ear shape")
+        ws.export_report("OP-7", "reports/OP-7.pdf")
+
+What it holds: the settings, a face engine built on first use (loading models costs about a
+second), the gallery and the case store on one database connection each, and a lock so that
+a dashboard's worker thread and its page never use a connection at the same time. ``close()``
+(or ``with``) closes them all.
+
+Long work takes ``progress(done, total)`` (same unit for both: frames, images, seconds of
+footage) and a ``cancel`` event; cancelled footage extraction keeps what it found.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import Settings
+from .errors import CaseError, FootageError, WorkbenchError
+from .types import (
+    Agreement,
+    Case,
+    CaseStatus,
+    Decision,
+    Probe,
+    SearchMode,
+    SearchRun,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .cases.investigate import ReplayResult
+    from .cases.store import CaseStore
+    from .engine import FaceEngine
+    from .footage import FootageResult
+    from .gallery.enrol import EnrolSummary
+    from .gallery.store import Gallery
+    from .types import CandidateReview
+
+log = logging.getLogger(__name__)
+
+#: progress callback: (done, total) in one unit; total may be 0 when unknown.
+Progress = Callable[[float, float], None]
+
+
+class Workspace:
+    """One workspace folder opened for one user. Use :meth:`open`; close it (or use ``with``).
+
+    Args:
+        settings: the workspace's settings (``settings.home``, ``settings.user``...).
+        engine: an already loaded :class:`~workbench.engine.FaceEngine` to share (tests, the
+            demo); by default one is built on first use.
+    """
+
+    def __init__(self, settings: Settings, *, engine: FaceEngine | None = None):
+        if not str(settings.home).strip():
+            raise WorkbenchError("the workspace folder must not be empty: give --home DIR or set WORKBENCH_HOME")
+        if settings.home.exists() and not settings.home.is_dir():
+            raise WorkbenchError(f"{settings.home}: is a file, not a workspace folder")
+        self.settings = settings
+        self._engine = engine
+        self._gallery: Gallery | None = None
+        self._cases: CaseStore | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, home: str | os.PathLike | None = None, *, user: str | None = None, engine: FaceEngine | None = None, **overrides) -> Workspace:
+        """Open (creating if needed) the workspace in ``home`` (default ``$WORKBENCH_HOME`` or
+        ``./workspace``) as ``user``; ``overrides`` are settings (``min_face_px=40``...)."""
+        return cls(Settings.load(home, user=user, **overrides), engine=engine)
+
+    # -- what it holds ----------------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
+    def user(self) -> str:
+        return self.settings.user
+
+    @property
+    def engine(self) -> FaceEngine:
+        """The face engine of the workspace's pack, built on first use."""
+        with self._lock:
+            if self._engine is None:
+                from .engine import FaceEngine
+
+                self._engine = FaceEngine.from_settings(self.settings)
+            return self._engine
+
+    @property
+    def gallery(self) -> Gallery:
+        with self._lock:
+            if self._gallery is None:
+                from .gallery.store import Gallery
+
+                self._gallery = Gallery.open(self.settings)
+            return self._gallery
+
+    @property
+    def cases(self) -> CaseStore:
+        with self._lock:
+            if self._cases is None:
+                from .cases.store import CaseStore
+
+                self._cases = CaseStore.open(self.settings)
+            return self._cases
+
+    def close(self) -> None:
+        """Close the database connections and the loaded index (the engine is kept by callers
+        that passed it in)."""
+        with self._lock:
+            if self._gallery is not None:
+                self._gallery.close()
+                self._gallery = None
+            if self._cases is not None:
+                self._cases.conn.close()
+                self._cases = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.home)!r}, user={self.user!r})"
+
+    # -- cases --------------------------------------------------------------------------------------
+
+    def open_case(self, reference: str, *, offence: str | None = None, purpose: str | None = None, officer: str | None = None) -> Case:
+        """The open case ``reference``; created when ``offence`` and ``purpose`` are given and it
+        does not exist yet.
+
+        Raises:
+            CaseError: unknown case without offence and purpose to create it, or not open.
+        """
+        with self._lock:
+            try:
+                case = self.cases.case(reference)
+            except CaseError:
+                if not (offence or purpose):
+                    raise
+                return self.cases.new_case(reference, offence=offence or "", purpose=purpose or "", officer=officer)
+            if case.status is not CaseStatus.OPEN:
+                raise CaseError(f"case {reference!r} is {case.status.value}: reopen it to search in it")
+            return case
+
+    def new_case(self, reference: str, *, offence: str, purpose: str, officer: str | None = None) -> Case:
+        """Open a new case (the purpose says why searching is necessary; required)."""
+        with self._lock:
+            return self.cases.new_case(reference, offence=offence, purpose=purpose, officer=officer)
+
+    def case(self, reference: str) -> Case:
+        with self._lock:
+            return self.cases.case(reference)
+
+    def list_cases(self, status: CaseStatus | str | None = None) -> list[Case]:
+        with self._lock:
+            return self.cases.cases(None if status is None else CaseStatus.parse(status))
+
+    def set_case_status(self, reference: str, status: CaseStatus | str, *, reason: str = "") -> Case:
+        """Close, archive or reopen a case (audited)."""
+        with self._lock:
+            return self.cases.set_status(reference, CaseStatus.parse(status), reason=reason)
+
+    # -- footage ------------------------------------------------------------------------------------
+
+    def extract(
+        self,
+        path: str | os.PathLike,
+        *,
+        fps: float | None = None,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> FootageResult:
+        """Face tracks of a video, a still or a folder of stills, extracted once.
+
+        Args:
+            fps: frames per second sampled (default ``settings.footage_fps``; None in settings
+                terms is not allowed here: pass 0 < fps).
+            start_s, end_s: the time range, seconds from the start of the footage.
+            progress: called with (seconds of footage done, seconds to do).
+            cancel: set it to stop early; the tracks found so far are kept and the result's
+                warnings say where it stopped.
+
+        Raises:
+            FootageError: the source cannot be read at all (partial damage is a warning).
+        """
+        from .footage import Sampling, extract
+
+        fps = self.settings.footage_fps if fps is None else float(fps)
+        sampling = Sampling(fps=fps, start_s=start_s, end_s=end_s)
+        result = extract(path, self.engine, sampling=sampling, progress=progress, cancel=cancel)
+        log.info("extracted %s: %d tracks from %d sampled frames", path, len(result.tracks), result.frames_sampled)
+        return result
+
+    @staticmethod
+    def tracks_frame(footage: FootageResult) -> pd.DataFrame:
+        """One row per track: track_id, start_s, end_s, n_faces, quality, best frame and time."""
+        return footage.tracks_table()
+
+    # -- probes -------------------------------------------------------------------------------------
+
+    def probe_from_track(self, footage: FootageResult, track_id: int) -> Probe:
+        """A probe from a face track: its good faces fused, the best shot as the face shown."""
+        from .cases.investigate import probe_from_track
+
+        return probe_from_track(footage, int(track_id))
+
+    def probes_from_still(self, path: str | os.PathLike) -> list[Probe]:
+        """One probe per face the detector finds in a still image, most prominent first."""
+        from .cases.investigate import probes_from_image
+        from .fileio import sha256_file
+
+        rgb = self.engine.load(path)
+        return probes_from_image(rgb, self.engine, source=str(path), source_sha256=sha256_file(path))
+
+    def probe_from_box(
+        self,
+        source: str | os.PathLike | FootageResult,
+        bbox_xyxy: Sequence[float],
+        *,
+        frame_index: int | None = None,
+        timestamp_s: float | None = None,
+    ) -> Probe:
+        """A manual probe: a box a person drew round a face, aligned and embedded as drawn.
+
+        Args:
+            source: a still image file, or extracted footage (then give the frame).
+            bbox_xyxy: the box in pixels of that still or frame.
+            frame_index, timestamp_s: the frame of the footage the box was drawn on.
+        """
+        from .cases.investigate import probe_from_box
+        from .fileio import sha256_file
+        from .footage import FootageResult
+
+        if isinstance(source, FootageResult):
+            if frame_index is None or timestamp_s is None:
+                raise FootageError(f"{source.info.path}: say on which frame the box was drawn (frame_index and timestamp_s)")
+            rgb = source.frame(int(frame_index), float(timestamp_s))
+            return probe_from_box(rgb, bbox_xyxy, self.engine, source=source.info.path, source_sha256=source.info.sha256,
+                                  frame_index=int(frame_index), timestamp_s=float(timestamp_s))
+        rgb = self.engine.load(source)
+        return probe_from_box(rgb, bbox_xyxy, self.engine, source=str(source), source_sha256=sha256_file(source))
+
+    def probes_from_files(self, paths: Sequence[str | os.PathLike], *, fuse: bool = False) -> list[Probe]:
+        """Probes of image or video files: a face per probe for images, a track per probe for
+        videos. ``fuse``: the files show one person; their best faces become one probe.
+
+        Raises:
+            CaseError: two probes would share an id (the same file given twice).
+        """
+        from .cases.investigate import fuse_probes, probes_from_path
+
+        if not paths:
+            raise CaseError("give at least one probe image or video")
+        probes = [p for path in paths for p in probes_from_path(path, self.engine, fuse=fuse)]
+        if fuse and len(probes) > 1:
+            return [fuse_probes(probes)]
+        ids = [p.probe_id for p in probes]
+        if len(set(ids)) != len(ids):
+            names = sorted({i.split("#")[0] for i in ids if ids.count(i) > 1})
+            raise CaseError(f"two probe files have the same name ({', '.join(names)}): rename one, or give each once")
+        return probes
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        case_ref: str,
+        probes: Probe | Sequence[Probe],
+        *,
+        top: int | None = None,
+        threshold: float | None = None,
+        mode: SearchMode | str = SearchMode.INVESTIGATION,
+        exact: bool | None = None,
+    ) -> SearchRun:
+        """Search probes inside an open case; the run is recorded (probes, settings, the lists
+        exactly as shown) and audited.
+
+        Args:
+            top: candidates per probe (default ``settings.top``).
+            threshold: operating threshold, cosine (default: settings, then the pack's).
+            mode: investigation (fixed-length list) or identification (only above threshold).
+            exact: True forces exact search; None lets the gallery choose.
+
+        Raises:
+            CaseError: the case is unknown or not open (checked first).
+            PackMismatchError, GalleryError: the probes' pack is not the gallery's; empty gallery.
+        """
+        from .cases.investigate import search_and_record
+
+        probes = [probes] if isinstance(probes, Probe) else list(probes)
+        top = self.settings.top if top is None else int(top)
+        with self._lock:
+            self.cases.require_open(case_ref)
+            return search_and_record(
+                self.cases, self.gallery, case_ref, probes, top=top, threshold=threshold, mode=SearchMode.parse(mode), exact=exact,
+                pack_default=self.engine.pack.default_threshold,
+            )
+
+    def search_files(self, case_ref: str, paths: Sequence[str | os.PathLike], *, fuse: bool = False, **options) -> SearchRun:
+        """:meth:`search` on the probes of image or video files (the command line's search).
+        The case is checked before any file is read."""
+        with self._lock:
+            self.cases.require_open(case_ref)
+        probes = self.probes_from_files(paths, fuse=fuse)
+        return self.search(case_ref, probes, **options)
+
+    def search_run(self, search_id: int) -> SearchRun:
+        with self._lock:
+            return self.cases.search(int(search_id))
+
+    def searches(self, case_ref: str) -> list[SearchRun]:
+        with self._lock:
+            return self.cases.searches(case_ref)
+
+    def replay(self, search_id: int) -> ReplayResult:
+        """Re-run a recorded search with its probe embeddings and settings; say what changed."""
+        from .cases.investigate import replay
+
+        with self._lock:
+            return replay(self.cases, self.gallery, int(search_id))
+
+    # -- review ----------------------------------------------------------------------------------------
+
+    def first_verdict(self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None) -> Decision:
+        """The first reviewer's verdict on a candidate, with a reason (supersedes an earlier one)."""
+        with self._lock:
+            return self.cases.record_first(int(search_id), subject_id, Verdict.parse(verdict), reason, probe_id=probe_id)
+
+    def second_verdict(self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None) -> Decision:
+        """A second, different person confirms or disagrees with the current first verdict."""
+        with self._lock:
+            return self.cases.record_second(int(search_id), subject_id, Agreement.parse(agreement), reason, probe_id=probe_id)
+
+    def review_status(self, search_id: int) -> list[CandidateReview]:
+        """Where the review of every candidate of a search stands, in the order shown."""
+        with self._lock:
+            return self.cases.review(int(search_id))
+
+    def decisions(self, case_ref: str) -> list[Decision]:
+        with self._lock:
+            return self.cases.decisions(case_ref=case_ref)
+
+    def awaiting_second_review(self) -> list[CandidateReview]:
+        """Candidates of searches in open or closed cases that have a current first verdict and
+        no current second one, oldest search first: the reviewer's queue."""
+        from .types import ReviewStatus
+
+        waiting = []
+        with self._lock:
+            for case in self.cases.cases():
+                if case.status is CaseStatus.ARCHIVED:
+                    continue
+                for run in self.cases.searches(case.reference):
+                    waiting += [r for r in self.cases.review(run.search_id) if r.first is not None and r.second is None and r.status is ReviewStatus.PENDING]
+        return waiting
+
+    # -- pictures for reviewers --------------------------------------------------------------------
+
+    def custody_face(self, face_id: int, *, size: int = 320) -> np.ndarray | None:
+        """The custody photo's face (box plus a margin, at most ``size`` px), RGB; None when the
+        record or its file is gone."""
+        from .cases.report_data import custody_crop
+
+        with self._lock:
+            return custody_crop(self.cases.conn, face_id, size=size)
+
+    # -- reports and audit ---------------------------------------------------------------------------
+
+    def export_report(self, case_ref: str, out: str | os.PathLike) -> dict:
+        """Write the case report (PDF or HTML by suffix); the export is audited with its sha256."""
+        from .cases.report_data import export_report
+
+        with self._lock:
+            return export_report(self.settings, case_ref, out, store=self.cases)
+
+    def verify_audit(self):
+        """Check the audit chain; the result names the first entry that fails."""
+        from . import audit
+
+        with self._lock:
+            return audit.verify(self.cases.conn)
+
+    def export_audit(self, out: str | os.PathLike, *, case_ref: str | None = None) -> int:
+        """Write the audit log (or one case's entries) as CSV; returns the number of entries."""
+        from . import audit
+
+        with self._lock:
+            return audit.export_csv(self.cases.conn, Path(out), case_ref=case_ref)
+
+    # -- gallery (technical staff) -------------------------------------------------------------------
+
+    def enrol(
+        self,
+        folder: str | os.PathLike | None = None,
+        *,
+        manifest: str | os.PathLike | None = None,
+        report_path: str | os.PathLike | None = None,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> EnrolSummary:
+        """Enrol custody images from a folder (one sub-folder per subject) or a manifest CSV.
+
+        Idempotent and resumable; bad rows never stop the batch and are listed in the summary's
+        CSV report (``report_path``, default ``<home>/reports/enrol-<time>.csv``).
+        ``progress(images_done, images_total)`` after each batch of ``batch_size`` images.
+        """
+        from .gallery.enrol import DEFAULT_BATCH, enrol, items_from_folder, items_from_manifest
+
+        if (folder is None) == (manifest is None):
+            raise WorkbenchError("give a custody folder or a manifest CSV (one of them)")
+        source = Path(folder if folder is not None else manifest)
+        items, problems = items_from_folder(source) if folder is not None else items_from_manifest(source)
+        with self._lock:
+            return enrol(
+                self.gallery, self.engine, items, problems=problems, source=str(source), report_path=Path(report_path) if report_path else None,
+                batch_size=batch_size or DEFAULT_BATCH, progress=progress,
+            )
+
+    def rebuild_index(self) -> dict:
+        with self._lock:
+            return self.gallery.rebuild()
+
+    def gallery_stats(self) -> dict:
+        with self._lock:
+            return self.gallery.stats()
+
+    def remove_subject(self, subject_id: str, *, vacuum: bool = True) -> dict:
+        """Delete a subject with every image, face and embedding (audited; gone from search at
+        once). ``vacuum`` rewrites the database so the deleted bytes leave the file."""
+        with self._lock:
+            return self.gallery.remove_subject(subject_id, vacuum=vacuum)
