@@ -63,6 +63,10 @@ class Settings:
     dask_workers: int = 2
     #: user name recorded in the audit log.
     user: str = "unknown"
+    #: largest file an analyst may upload through a dashboard, bytes.
+    upload_max_bytes: int = 200 * 1024 * 1024
+    #: folder of exhibits (footage, stills) the dashboards offer to open; None = ``<home>/exhibits``.
+    exhibits_dir: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -75,6 +79,7 @@ class Settings:
             ("top", self.top >= 1, "at least 1"),
             ("footage_fps", self.footage_fps > 0, "positive"),
             ("dask_workers", self.dask_workers >= 1, "at least 1"),
+            ("upload_max_bytes", self.upload_max_bytes > 0, "positive"),
         ]
         if self.detection_threshold is not None:
             checks.append(("detection_threshold", 0 < self.detection_threshold < 1, "in (0, 1)"))
@@ -99,6 +104,16 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def exhibits_path(self) -> Path:
+        """Where the dashboards look for exhibits: ``exhibits_dir``, else ``<home>/exhibits``."""
+        return self.exhibits_dir if self.exhibits_dir is not None else self.home / "exhibits"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded files are kept, named by their sha256 (never by the name given)."""
+        return self.home / "uploads"
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

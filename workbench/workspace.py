@@ -190,6 +190,50 @@ class Workspace:
         with self._lock:
             return self.cases.set_status(reference, CaseStatus.parse(status), reason=reason)
 
+    # -- exhibits and uploads -----------------------------------------------------------------------
+
+    def save_upload(self, name: str, data: bytes) -> Path:
+        """Keep an uploaded file in ``<home>/uploads`` under its sha256 (the name given only
+        decides the suffix, so a name can never point outside the folder), and return the path.
+
+        Raises:
+            WorkbenchError: the file is empty or larger than ``settings.upload_max_bytes``, or
+                its suffix is not one of an image or a video.
+        """
+        import hashlib
+        import re
+
+        from .cases.investigate import VIDEO_SUFFIXES
+        from .fileio import atomic_write
+        from .images import IMAGE_SUFFIXES
+
+        size = len(data)
+        if size == 0:
+            raise WorkbenchError(f"{name}: the uploaded file is empty")
+        if size > self.settings.upload_max_bytes:
+            raise WorkbenchError(f"{name}: {size / 1e6:.1f} MB is more than the upload limit of {self.settings.upload_max_bytes / 1e6:.0f} MB (setting upload_max_bytes)")
+        suffix = Path(str(name)).suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) or suffix not in (IMAGE_SUFFIXES | VIDEO_SUFFIXES):
+            known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            raise WorkbenchError(f"{name}: not an image or video file name (expected one of {known})")
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.settings.uploads_dir / f"{digest}{suffix}"
+        if not target.exists():
+            atomic_write(target, bytes(data))
+        log.info("upload %s kept as %s", name, target.name)
+        return target
+
+    def exhibits(self) -> list[Path]:
+        """Image and video files in the exhibits folder (sub-folders included), sorted."""
+        from .cases.investigate import VIDEO_SUFFIXES
+        from .images import IMAGE_SUFFIXES
+
+        root = self.settings.exhibits_path
+        if not root.is_dir():
+            return []
+        wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+        return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix.lower() in wanted)
+
     # -- footage ------------------------------------------------------------------------------------
 
     def extract(
