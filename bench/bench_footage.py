@@ -11,7 +11,7 @@ sampled:
 * decode only: PyAV decodes every frame and converts the sampled ones to RGB (the decoder's
   limit on throughput);
 * detect only: ``FaceEngine.detect_rows`` on sampled frames already in memory;
-* single process: ``footage.extract`` (decode, detect, embed, quality, tracking) in one process
+* single process: ``footage.pipeline.extract`` (decode, detect, embed, quality, tracking) in one process
   whose engine uses every core (onnxruntime threads = 0);
 * cluster: ``distributed.extract_on_dask`` on a LocalCluster of ``--workers`` single-threaded
   worker processes, the video cut into ``--chunk-s`` chunks.

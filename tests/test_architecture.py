@@ -114,6 +114,12 @@ def test_every_part_of_the_package_has_a_layer():
     assert sorted({part(m) for m in MODULES} - set(LAYERS)) == []
 
 
+def test_no_package_face_exports_a_name_of_its_own_submodule():
+    # Once ``pkg.name`` is imported as a module, ``pkg.name`` is that module, not the function.
+    clashes = sorted(f"{pkg}.{name}" for pkg, exports in EXPORTS.items() for name in exports if f"{pkg}.{name}" in MODULES)
+    assert clashes == []
+
+
 def test_no_import_circles():
     # Tarjan's strongly connected components over module imports.
     index, low, stack, on_stack, circles = {}, {}, [], set(), []

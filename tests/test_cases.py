@@ -8,13 +8,13 @@ import sqlite3
 import pytest
 
 from workbench import audit
-from workbench.cases.store import Agreement, CaseStatus, CaseStore, ReviewStatus, Verdict
+from workbench.cases.investigate import search_and_record
+from workbench.cases.store import CaseStore
 from workbench.config import Settings
-from workbench.errors import CaseError, ReviewError
+from workbench.errors import CaseError, ChoiceError, ReviewError
 from workbench.gallery.store import Gallery
 from workbench.gallery.enrol import enrol, items_from_folder
-from workbench.gallery.search import search_probes
-from workbench.types import Probe
+from workbench.types import Agreement, CaseStatus, Probe, ReviewStatus, Verdict
 
 from conftest import face_crop, write_custody_folder
 from factories import blur, save, scale_face_to
@@ -66,10 +66,10 @@ def probe(engine, t1_rgb, t1_faces, tmp_path):
 
 
 def run_search(store: CaseStore, probe: Probe, case_ref: str = "OP-1", top: int = 5):
+    """The library's own search-and-record path (the one the Workspace and the CLI use)."""
     settings = Settings(home=store.conn.execute("PRAGMA database_list").fetchone()["file"].rsplit("/", 1)[0])
     with Gallery.open(settings) as gallery:
-        results = search_probes(gallery, [probe], top=top, pack_default=0.363)
-    return store.record_search(case_ref, results, top=top, gallery_version={"faces": results[0][1].gallery_faces})
+        return search_and_record(store, gallery, case_ref, [probe], top=top)
 
 
 def new_case(store: CaseStore, reference: str = "OP-1") -> None:
@@ -193,5 +193,5 @@ def test_a_change_supersedes_and_reopens_the_review(store, probe):
 def test_bad_review_input(store, probe, call, problem):
     new_case(store)
     run = run_search(store, probe)
-    with pytest.raises((ReviewError, CaseError), match=problem):
+    with pytest.raises((ReviewError, CaseError, ChoiceError), match=problem):
         call(store, run)

@@ -210,7 +210,7 @@ def _accuracy(engine, glint_pairs, preprocessing) -> float:
     saved = engine.recogniser.preprocessing
     engine.recogniser.preprocessing = preprocessing
     try:
-        return evaluate_pairs(engine, *glint_pairs, aligned=True, progress=False)["accuracy"]
+        return evaluate_pairs(engine, *glint_pairs, aligned=True)["accuracy"]
     finally:
         engine.recogniser.preprocessing = saved
 

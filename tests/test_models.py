@@ -43,7 +43,7 @@ def test_default_pack_is_float32_with_dynamic_batch(default_pack):
 
 def test_default_pack_id_is_name_and_recogniser_hash(default_pack):
     digest = default_pack.files[default_pack.recogniser_file]
-    assert str(default_pack.pack_id) == f"opencv-zoo@{digest[:12]}"
+    assert str(default_pack.pack_id) == f"opencv-zoo@{digest}" and default_pack.pack_id.short == f"opencv-zoo@{digest[:12]}"
     assert verify_pack(default_pack) == []
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from workbench.config import Settings
-from workbench.errors import GalleryError
+from workbench.errors import WorkbenchError, GalleryError
 from workbench.gallery.store import Gallery
 from workbench.gallery.index import exact_topk
 from workbench.images import load_image
@@ -98,7 +98,7 @@ def test_candidate_list_as_frame_and_dict(gallery, engine, tom_hanks_path):
     found = search(gallery, engine.prominent_face(tom_hanks_path), top=4)
     assert isinstance(found, CandidateList) and len(found) == 4 and found.method == "exact"
     frame = found.to_frame()
-    assert list(frame.columns) == ["rank", "subject_id", "score", "image_id", "face_id", "above_threshold", "per_probe_scores"]
+    assert list(frame.columns) == ["rank", "subject_id", "score", "image_id", "face_id", "above_threshold", "per_probe_scores", "probe_id"]
     assert frame["rank"].tolist() == [1, 2, 3, 4] and frame["score"].is_monotonic_decreasing
     assert frame.loc[0, "subject_id"] == "HANKS"
     row = found.as_dict()["candidates"][0]
@@ -130,7 +130,7 @@ def test_modes_cut_the_list(gallery, engine, tom_hanks_path, mode, threshold, ex
     ],
 )
 def test_bad_search_arguments(gallery, engine, tom_hanks_path, kwargs, message):
-    with pytest.raises(GalleryError, match=message):
+    with pytest.raises(WorkbenchError, match=message):
         search(gallery, engine.prominent_face(tom_hanks_path), **kwargs)
 
 

@@ -113,9 +113,9 @@ def build_demo_workspace(ws: Workspace) -> dict:
     }
 
 
-def run_demo(ws: Workspace, out, *, serve: bool = True, port: int | None = None, host: str = "127.0.0.1") -> int:
-    """Build the demo workspace, search the CCTV still in case DEMO-1, print the list, then serve
-    the dashboards on it (``serve=False``: stop after printing)."""
+def run_demo(ws: Workspace, out) -> int:
+    """Build the demo workspace, search the CCTV still in case DEMO-1 and print the list (the
+    ``demo`` command then serves the dashboards on it)."""
     built = build_demo_workspace(ws)
     run = ws.search_files(built["case"], [built["probe"]], top=5)
     document = run.as_dict()
@@ -133,9 +133,4 @@ def run_demo(ws: Workspace, out, *, serve: bool = True, port: int | None = None,
         f"SYNTHETIC demo clip for the dashboard: {built['clip']}",
     ]
     out.emit({"workspace": str(ws.home), **built, "search": document}, lines)
-    if not serve:
-        return 0
-    from .ui.serve import serve as serve_dashboards
-
-    ws.close()
-    return serve_dashboards(ws.home, port=port or 8866, host=host, extra_env={"WORKBENCH_USER": ws.user})
+    return 0

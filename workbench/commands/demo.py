@@ -12,7 +12,14 @@ if TYPE_CHECKING:
 def cmd_demo(args, ws: Workspace, out: Output) -> int:
     from ..demo import run_demo
 
-    return run_demo(ws, out, serve=not args.no_serve, port=args.port, host=args.host)
+    status = run_demo(ws, out)
+    if args.no_serve or status:
+        return status
+    from ..ui.serve import serve
+
+    home, user = ws.home, ws.user
+    ws.close()
+    return serve(home, port=args.port or 8866, host=args.host, extra_env={"WORKBENCH_USER": user})
 
 
 def register(commands, add) -> None:

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import EXIT_OK
+from . import EXIT_OK, progress_bar
 
 if TYPE_CHECKING:
     from ..cli import Output
@@ -28,7 +28,8 @@ def _evaluation_lines(result: dict) -> list[str]:
 def cmd_evaluate_pairs(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_pairs
 
-    result = evaluate_pairs(ws.engine, Path(args.pairs), Path(args.images), aligned=args.aligned, progress=not args.json)
+    with progress_bar("embedding", "img", enabled=not args.json) as bar:
+        result = evaluate_pairs(ws.engine, Path(args.pairs), Path(args.images), aligned=args.aligned, progress=bar)
     out.emit(result, _evaluation_lines(result))
     return EXIT_OK
 
@@ -36,7 +37,8 @@ def cmd_evaluate_pairs(args, ws: Workspace, out: Output) -> int:
 def cmd_evaluate_identification(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_identification
 
-    result = evaluate_identification(ws.engine, Path(args.gallery), Path(args.probes), aligned=args.aligned, progress=not args.json)
+    with progress_bar("embedding", "img", enabled=not args.json) as bar:
+        result = evaluate_identification(ws.engine, Path(args.gallery), Path(args.probes), aligned=args.aligned, progress=bar)
     out.emit(result, _evaluation_lines(result))
     return EXIT_OK
 

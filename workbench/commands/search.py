@@ -31,8 +31,6 @@ def cmd_search(args, ws: Workspace, out: Output) -> int:
         return EXIT_OK
     if not args.probes:
         raise CaseError("give probe image(s) or video(s), or --replay SEARCH_ID")
-    if not args.case:
-        raise CaseError("every search runs inside an open case: give --case REF (workbench case new REF ... opens one)")
     run = ws.search_files(
         args.case, args.probes, top=args.top, threshold=args.threshold, mode=args.mode, fuse=args.fuse, exact=True if args.exact else None,
     )

@@ -9,7 +9,7 @@ Modules:
 * ``tracking.py``: links faces of successive sampled frames into tracks (Hungarian assignment
   on box overlap, motion and appearance; cuts end tracks; fragments rejoin) and chooses the
   faces of a track that make a search probe.
-* ``extract.py``: the pipeline of one process: decode, detect and embed, track;
+* ``pipeline.py``: the pipeline of one process: decode, detect and embed, track;
   :class:`FootageResult` with thumbnails and tables; :func:`track_probe`.
 * ``distributed.py``: the one module that imports Dask: the same extraction on a
   ``LocalCluster`` or a scheduler address, results identical to one process.
@@ -21,17 +21,17 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "DEFAULT_CHUNK_S": "decode",
-        "FootageResult": "extract",
+        "FootageResult": "pipeline",
         "FootageWarning": "decode",
         "Sampling": "decode",
         "SourceKind": "decode",
         "TrackerConfig": "tracking",
-        "extract": "extract",
-        "extract_many": "extract",
+        "extract": "pipeline",
+        "extract_many": "pipeline",
         "extract_on_dask": "distributed",
         "iter_frames": "decode",
         "plan_source": "decode",
         "probe_faces": "tracking",
-        "track_probe": "extract",
+        "track_probe": "pipeline",
     },
 )

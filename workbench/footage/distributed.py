@@ -5,7 +5,7 @@ single-threaded worker processes by default, or the scheduler at ``settings.dask
 ("tcp://host:8786") for a real cluster. Workers must see the same files (footage and the
 workspace's ``models/``) at the same paths, e.g. on a shared file system.
 
-:func:`extract_on_dask` runs the three steps of :mod:`workbench.footage.extract`:
+:func:`extract_on_dask` runs the three steps of :mod:`workbench.footage.pipeline`:
 
 1. ``plan_source`` for every path, one task each (sha256 and the frame index read the whole
    file, so they run next to the data, not on the client);
@@ -13,7 +13,7 @@ workspace's ``models/``) at the same paths, e.g. on a shared file system.
    per worker process (``threads=1``: one process per core beats threads inside onnxruntime);
 3. ``assemble`` on the client, per source, with the chunks in plan order.
 
-Results come back in input order and are identical to :func:`workbench.footage.extract.extract`:
+Results come back in input order and are identical to :func:`workbench.footage.pipeline.extract`:
 chunks are whole sampling slots, frame indices come from the planner's index, and tracking
 runs once over the whole time line, so chunk borders leave no trace in the tracks, their
 order or their ids (a track crossing a border is one track).
@@ -30,7 +30,7 @@ from dask.distributed import Client, LocalCluster, wait
 from ..config import Settings
 from ..errors import WorkbenchError
 from .decode import DEFAULT_CHUNK_S, Sampling, plan_source
-from .extract import ChunkResult, FootageResult, assemble, detect_chunk
+from .pipeline import ChunkResult, FootageResult, assemble, detect_chunk
 from .tracking import TrackerConfig
 
 #: FaceEngines of this worker process, by the settings that shape them.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,7 +126,8 @@ def assemble(plan: SourcePlan, results: Sequence[ChunkResult], tracking: Tracker
     tracks = track_tracks(frames, source_path=plan.info.path, source_sha256=plan.info.sha256, config=tracking)
     if warn:
         emit_warnings(problems)
-    return FootageResult(plan.info, tracks, plan.sampling, len(frames), tuple(problems))
+    sampled = tuple((f.frame_index, f.timestamp_s) for f in frames)
+    return FootageResult(plan.info, tracks, plan.sampling, len(frames), tuple(problems), sampled_frames=sampled)
 
 
 def extract(
@@ -228,6 +229,8 @@ class FootageResult:
         sampling: the frames that were analysed.
         frames_sampled: sampled frames actually decoded and analysed.
         warnings: problems met (damaged data), each naming the file and the time.
+        sampled_frames: (frame_index, timestamp_s) of every frame analysed, in time order, with or
+            without faces: the frames a person can draw a missed face on (see :meth:`frame`).
     """
 
     info: SourceInfo
@@ -235,6 +238,7 @@ class FootageResult:
     sampling: Sampling
     frames_sampled: int
     warnings: tuple[str, ...] = ()
+    sampled_frames: tuple[tuple[int, float], ...] = field(default=(), repr=False, compare=False)
 
     def track(self, track_id: int) -> Track:
         for track in self.tracks:

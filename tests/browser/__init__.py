@@ -1,0 +1,1 @@
+"""Tests that drive the dashboards in a real browser (see conftest.py)."""
