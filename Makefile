@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/workbench demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -89,7 +89,9 @@ class Workspace:
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, home: str | os.PathLike | None = None, *, user: str | None = None, engine: FaceEngine | None = None, **overrides) -> Workspace:
+    def open(
+        cls, home: str | os.PathLike | None = None, *, user: str | None = None, engine: FaceEngine | None = None, **overrides
+    ) -> Workspace:
         """Open (creating if needed) the workspace in ``home`` (default ``$WORKBENCH_HOME`` or
         ``./workspace``) as ``user``; ``overrides`` are settings (``min_face_px=40``...)."""
         return cls(Settings.load(home, user=user, **overrides), engine=engine)
@@ -203,15 +205,18 @@ class Workspace:
         import hashlib
         import re
 
-        from .cases.investigate import VIDEO_SUFFIXES
         from .fileio import atomic_write
+        from .footage import VIDEO_SUFFIXES
         from .images import IMAGE_SUFFIXES
 
         size = len(data)
         if size == 0:
             raise WorkbenchError(f"{name}: the uploaded file is empty")
         if size > self.settings.upload_max_bytes:
-            raise WorkbenchError(f"{name}: {size / 1e6:.1f} MB is more than the upload limit of {self.settings.upload_max_bytes / 1e6:.0f} MB (setting upload_max_bytes)")
+            raise WorkbenchError(
+                f"{name}: {size / 1e6:.1f} MB is more than the upload limit of "
+                f"{self.settings.upload_max_bytes / 1e6:.0f} MB (setting upload_max_bytes)"
+            )
         suffix = Path(str(name)).suffix.lower()
         if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) or suffix not in (IMAGE_SUFFIXES | VIDEO_SUFFIXES):
             known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
@@ -225,7 +230,7 @@ class Workspace:
 
     def exhibits(self) -> list[Path]:
         """Image and video files in the exhibits folder (sub-folders included), sorted."""
-        from .cases.investigate import VIDEO_SUFFIXES
+        from .footage import VIDEO_SUFFIXES
         from .images import IMAGE_SUFFIXES
 
         root = self.settings.exhibits_path
@@ -311,8 +316,15 @@ class Workspace:
             if frame_index is None or timestamp_s is None:
                 raise FootageError(f"{source.info.path}: say on which frame the box was drawn (frame_index and timestamp_s)")
             rgb = source.frame(int(frame_index), float(timestamp_s))
-            return probe_from_box(rgb, bbox_xyxy, self.engine, source=source.info.path, source_sha256=source.info.sha256,
-                                  frame_index=int(frame_index), timestamp_s=float(timestamp_s))
+            return probe_from_box(
+                rgb,
+                bbox_xyxy,
+                self.engine,
+                source=source.info.path,
+                source_sha256=source.info.sha256,
+                frame_index=int(frame_index),
+                timestamp_s=float(timestamp_s),
+            )
         rgb = self.engine.load(source)
         return probe_from_box(rgb, bbox_xyxy, self.engine, source=str(source), source_sha256=sha256_file(source))
 
@@ -368,7 +380,14 @@ class Workspace:
         with self._lock:
             self.cases.require_open(case_ref)
             return search_and_record(
-                self.cases, self.gallery, case_ref, probes, top=top, threshold=threshold, mode=SearchMode.parse(mode), exact=exact,
+                self.cases,
+                self.gallery,
+                case_ref,
+                probes,
+                top=top,
+                threshold=threshold,
+                mode=SearchMode.parse(mode),
+                exact=exact,
                 pack_default=self.engine.pack.default_threshold,
             )
 
@@ -397,12 +416,16 @@ class Workspace:
 
     # -- review ----------------------------------------------------------------------------------------
 
-    def first_verdict(self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None) -> Decision:
+    def first_verdict(
+        self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None
+    ) -> Decision:
         """The first reviewer's verdict on a candidate, with a reason (supersedes an earlier one)."""
         with self._lock:
             return self.cases.record_first(int(search_id), subject_id, Verdict.parse(verdict), reason, probe_id=probe_id)
 
-    def second_verdict(self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None) -> Decision:
+    def second_verdict(
+        self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None
+    ) -> Decision:
         """A second, different person confirms or disagrees with the current first verdict."""
         with self._lock:
             return self.cases.record_second(int(search_id), subject_id, Agreement.parse(agreement), reason, probe_id=probe_id)
@@ -427,7 +450,11 @@ class Workspace:
                 if case.status is CaseStatus.ARCHIVED:
                     continue
                 for run in self.cases.searches(case.reference):
-                    waiting += [r for r in self.cases.review(run.search_id) if r.first is not None and r.second is None and r.status is ReviewStatus.PENDING]
+                    waiting += [
+                        r
+                        for r in self.cases.review(run.search_id)
+                        if r.first is not None and r.second is None and r.status is ReviewStatus.PENDING
+                    ]
         return waiting
 
     # -- pictures for reviewers --------------------------------------------------------------------
@@ -488,8 +515,14 @@ class Workspace:
         items, problems = items_from_folder(source) if folder is not None else items_from_manifest(source)
         with self._lock:
             return enrol(
-                self.gallery, self.engine, items, problems=problems, source=str(source), report_path=Path(report_path) if report_path else None,
-                batch_size=batch_size or DEFAULT_BATCH, progress=progress,
+                self.gallery,
+                self.engine,
+                items,
+                problems=problems,
+                source=str(source),
+                report_path=Path(report_path) if report_path else None,
+                batch_size=batch_size or DEFAULT_BATCH,
+                progress=progress,
             )
 
     def rebuild_index(self) -> dict:

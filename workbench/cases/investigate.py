@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import CaseError, NoFaceError
 from ..fileio import sha256_file
-from ..footage import FootageResult, Sampling, extract, track_probe
+from ..footage import VIDEO_SUFFIXES, FootageResult, Sampling, extract, track_probe
 from ..gallery.search import search_many, search_probes
 from ..gallery.store import Gallery
 from ..images import crop_box
@@ -36,8 +36,6 @@ from .store import CaseStore, png_bytes
 
 log = logging.getLogger(__name__)
 
-#: suffixes that mean "video": searched by face track.
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ogg", ".ogv", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp"})
 #: share of the face box added on each side of the crop shown to reviewers.
 CROP_MARGIN = 0.5
 
@@ -59,8 +57,12 @@ def probes_from_image(rgb: np.ndarray, engine, *, source: str, source_sha256: st
     name = Path(source).name
     return [
         Probe(
-            probe_id=f"{name}#face{i}", source=source, faces=(face,), source_sha256=source_sha256,
-            bbox_xyxy=face.bbox_xyxy, crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)),
+            probe_id=f"{name}#face{i}",
+            source=source,
+            faces=(face,),
+            source_sha256=source_sha256,
+            bbox_xyxy=face.bbox_xyxy,
+            crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)),
         )
         for i, face in enumerate(faces, start=1)
     ]
@@ -73,8 +75,11 @@ def probe_from_track(result: FootageResult, track_id: int, *, crop: np.ndarray |
     best = track.best
     crop = result.thumbnail(track_id, margin=CROP_MARGIN) if crop is None else crop
     return track_probe(track).replace(
-        source_sha256=track.source_sha256, frame_index=best.frame_index, timestamp_s=best.timestamp_s,
-        bbox_xyxy=best.face.bbox_xyxy, crop_png=png_bytes(crop),
+        source_sha256=track.source_sha256,
+        frame_index=best.frame_index,
+        timestamp_s=best.timestamp_s,
+        bbox_xyxy=best.face.bbox_xyxy,
+        crop_png=png_bytes(crop),
     )
 
 
@@ -97,9 +102,17 @@ def probe_from_box(
     where = f"@{timestamp_s:.2f}s" if timestamp_s is not None else ""
     x1, y1, x2, y2 = (round(v) for v in face.bbox_xyxy)
     return Probe(
-        probe_id=f"{Path(source).name}#manual{where}({x1},{y1},{x2},{y2})", source=source, faces=(face,), source_sha256=source_sha256,
-        frame_index=frame_index, timestamp_s=timestamp_s, start_s=timestamp_s, end_s=timestamp_s, bbox_xyxy=face.bbox_xyxy,
-        crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)), manual=True,
+        probe_id=f"{Path(source).name}#manual{where}({x1},{y1},{x2},{y2})",
+        source=source,
+        faces=(face,),
+        source_sha256=source_sha256,
+        frame_index=frame_index,
+        timestamp_s=timestamp_s,
+        start_s=timestamp_s,
+        end_s=timestamp_s,
+        bbox_xyxy=face.bbox_xyxy,
+        crop_png=png_bytes(crop_box(rgb, face.bbox_xyxy, margin=CROP_MARGIN)),
+        manual=True,
     )
 
 
@@ -130,8 +143,11 @@ def fuse_probes(probes: Sequence[Probe]) -> Probe:
     evidence, and the sources and hashes joined by ``;``."""
     best = max(probes, key=lambda p: p.quality or 0.0)
     return best.replace(
-        probe_id="fused", source=";".join(dict.fromkeys(p.source for p in probes)), faces=tuple(f for p in probes for f in p.faces),
-        source_sha256=";".join(dict.fromkeys(p.source_sha256 for p in probes)), quality=None,
+        probe_id="fused",
+        source=";".join(dict.fromkeys(p.source for p in probes)),
+        faces=tuple(f for p in probes for f in p.faces),
+        source_sha256=";".join(dict.fromkeys(p.source_sha256 for p in probes)),
+        quality=None,
     )
 
 
@@ -214,7 +230,13 @@ def replay(store: CaseStore, gallery: Gallery, search_id: int) -> ReplayResult:
     probes = list(original.probes)
     # search_many keeps the given order: probes are shown as they were the first time
     lists = search_many(gallery, probes, top=original.top, threshold=original.threshold, mode=original.mode)
-    replayed = store.record_search(original.case_ref, list(zip(probes, lists)), top=original.top, gallery_version=gallery_version(gallery), replay_of=original.search_id)
+    replayed = store.record_search(
+        original.case_ref,
+        list(zip(probes, lists)),
+        top=original.top,
+        gallery_version=gallery_version(gallery),
+        replay_of=original.search_id,
+    )
     differences = compare_runs(original, replayed)
     return ReplayResult(original, replayed, not differences, differences)
 

@@ -25,7 +25,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ from ..types import (
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class CaseStore:
         self.user = user.strip()
 
     @classmethod
-    def open(cls, settings) -> "CaseStore":
+    def open(cls, settings) -> CaseStore:
         return cls(connect(settings.db_path), settings.user)
 
     # -- cases ----------------------------------------------------------------------------------
@@ -106,10 +106,17 @@ class CaseStore:
         try:
             with transaction(self.conn):
                 self.conn.execute(
-                    "INSERT INTO cases (reference, offence, purpose, officer, status, created_utc, created_by, updated_utc) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
+                    "INSERT INTO cases (reference, offence, purpose, officer, status, "
+                    "created_utc, created_by, updated_utc) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
                     (reference, fields["offence"], fields["purpose"], officer, now, self.user, now),
                 )
-                audit.append(self.conn, user=self.user, action="case.new", case_ref=reference, details={"offence": fields["offence"], "purpose": fields["purpose"], "officer": officer})
+                audit.append(
+                    self.conn,
+                    user=self.user,
+                    action="case.new",
+                    case_ref=reference,
+                    details={"offence": fields["offence"], "purpose": fields["purpose"], "officer": officer},
+                )
         except sqlite3.IntegrityError as exc:
             raise CaseError(f"case {reference!r} already exists") from exc
         return self.case(reference)
@@ -137,7 +144,13 @@ class CaseStore:
             raise CaseError(f"case {reference!r} is archived and cannot change status")
         with transaction(self.conn):
             self.conn.execute("UPDATE cases SET status = ?, updated_utc = ? WHERE reference = ?", (status.value, utc_now(), reference))
-            audit.append(self.conn, user=self.user, action=f"case.{status.value}", case_ref=reference, details={"from": case.status.value, "to": status.value, "reason": reason})
+            audit.append(
+                self.conn,
+                user=self.user,
+                action=f"case.{status.value}",
+                case_ref=reference,
+                details={"from": case.status.value, "to": status.value, "reason": reason},
+            )
         return self.case(reference)
 
     def require_open(self, reference: str | None) -> Case:
@@ -188,34 +201,95 @@ class CaseStore:
         now = utc_now()
         with transaction(self.conn):
             cursor = self.conn.execute(
-                "INSERT INTO searches (case_ref, time_utc, user, pack_id, gallery_version, top, threshold, mode, method, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (case_ref, now, self.user, str(first.pack_id), json.dumps(gallery_version, sort_keys=True),
-                 int(top), first.threshold, first.mode.value, first.method, replay_of),
+                "INSERT INTO searches (case_ref, time_utc, user, pack_id, gallery_version, top, "
+                "threshold, mode, method, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    case_ref,
+                    now,
+                    self.user,
+                    str(first.pack_id),
+                    json.dumps(gallery_version, sort_keys=True),
+                    int(top),
+                    first.threshold,
+                    first.mode.value,
+                    first.method,
+                    replay_of,
+                ),
             )
             search_id = int(cursor.lastrowid)
             summary = []
             for position, (probe, found) in enumerate(results):
                 info = self._probe_row(probe)
                 self.conn.execute(
-                    "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings, manual) "
+                    "INSERT INTO search_probes (search_id, probe_id, position, source_path, source_sha256, frame_index, "
+                    "timestamp_s, start_s, end_s, bbox_json, quality, n_faces, crop_png, embedding_dim, embeddings, manual) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (search_id, probe.probe_id, position, probe.source, info["sha256"], probe.frame_index, probe.timestamp_s, probe.start_s, probe.end_s,
-                     json.dumps(info["bbox"]) if info["bbox"] else None, probe.quality, probe.n_faces, info["crop_png"], info["dim"], info["embeddings"], int(probe.manual)),
+                    (
+                        search_id,
+                        probe.probe_id,
+                        position,
+                        probe.source,
+                        info["sha256"],
+                        probe.frame_index,
+                        probe.timestamp_s,
+                        probe.start_s,
+                        probe.end_s,
+                        json.dumps(info["bbox"]) if info["bbox"] else None,
+                        probe.quality,
+                        probe.n_faces,
+                        info["crop_png"],
+                        info["dim"],
+                        info["embeddings"],
+                        int(probe.manual),
+                    ),
                 )
                 self.conn.executemany(
-                    "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, image_id, face_id, above_threshold, per_probe_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(search_id, probe.probe_id, c.rank, c.subject_id, float(c.score), c.image_id, c.face_id, None if c.above_threshold is None else int(c.above_threshold),
-                      json.dumps([round(float(s), 6) for s in c.per_probe_scores])) for c in found],
+                    "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, "
+                    "image_id, face_id, above_threshold, per_probe_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            search_id,
+                            probe.probe_id,
+                            c.rank,
+                            c.subject_id,
+                            float(c.score),
+                            c.image_id,
+                            c.face_id,
+                            None if c.above_threshold is None else int(c.above_threshold),
+                            json.dumps([round(float(s), 6) for s in c.per_probe_scores]),
+                        )
+                        for c in found
+                    ],
                 )
-                summary.append({
-                    "probe_id": probe.probe_id, "source_sha256": info["sha256"], "frame_index": probe.frame_index, "timestamp_s": probe.timestamp_s,
-                    "start_s": probe.start_s, "end_s": probe.end_s, "faces": probe.n_faces, "manual": probe.manual,
-                    "candidates": [[c.subject_id, round(float(c.score), 4)] for c in found],
-                })
+                summary.append(
+                    {
+                        "probe_id": probe.probe_id,
+                        "source_sha256": info["sha256"],
+                        "frame_index": probe.frame_index,
+                        "timestamp_s": probe.timestamp_s,
+                        "start_s": probe.start_s,
+                        "end_s": probe.end_s,
+                        "faces": probe.n_faces,
+                        "manual": probe.manual,
+                        "candidates": [[c.subject_id, round(float(c.score), 4)] for c in found],
+                    }
+                )
             audit.append(
-                self.conn, user=self.user, action="search.replay" if replay_of else "search.run", case_ref=case_ref,
-                details={"search_id": search_id, "replay_of": replay_of, "pack_id": str(first.pack_id), "gallery_version": gallery_version,
-                         "top": int(top), "threshold": first.threshold, "mode": first.mode.value, "method": first.method, "probes": summary},
+                self.conn,
+                user=self.user,
+                action="search.replay" if replay_of else "search.run",
+                case_ref=case_ref,
+                details={
+                    "search_id": search_id,
+                    "replay_of": replay_of,
+                    "pack_id": str(first.pack_id),
+                    "gallery_version": gallery_version,
+                    "top": int(top),
+                    "threshold": first.threshold,
+                    "mode": first.mode.value,
+                    "method": first.method,
+                    "probes": summary,
+                },
             )
         return self.search(search_id)
 
@@ -244,15 +318,29 @@ class CaseStore:
         if row is None:
             raise CaseError(f"no recorded search {search_id}")
         pack_id = PackId.parse(row["pack_id"])
-        probes = [_probe(p, pack_id) for p in self.conn.execute("SELECT * FROM search_probes WHERE search_id = ? ORDER BY position", (row["search_id"],))]
+        probes = [
+            _probe(p, pack_id)
+            for p in self.conn.execute("SELECT * FROM search_probes WHERE search_id = ? ORDER BY position", (row["search_id"],))
+        ]
         order = {p.probe_id: i for i, p in enumerate(probes)}
         candidates = sorted(
             (_candidate(c) for c in self.conn.execute("SELECT * FROM search_candidates WHERE search_id = ?", (row["search_id"],))),
             key=lambda c: (order.get(c.probe_id, 0), c.rank),
         )
         return SearchRun(
-            row["search_id"], row["case_ref"], row["time_utc"], row["user"], pack_id, json.loads(row["gallery_version"]),
-            row["top"], row["threshold"], SearchMode.parse(row["mode"]), row["method"], row["replay_of"], tuple(probes), tuple(candidates),
+            row["search_id"],
+            row["case_ref"],
+            row["time_utc"],
+            row["user"],
+            pack_id,
+            json.loads(row["gallery_version"]),
+            row["top"],
+            row["threshold"],
+            SearchMode.parse(row["mode"]),
+            row["method"],
+            row["replay_of"],
+            tuple(probes),
+            tuple(candidates),
         )
 
     def searches(self, case_ref: str) -> list[SearchRun]:
@@ -262,7 +350,9 @@ class CaseStore:
 
     def probe_embeddings(self, search_id: int) -> dict[str, np.ndarray]:
         """The embeddings each probe was searched with: probe id -> (n_faces, D) float32."""
-        rows = self.conn.execute("SELECT probe_id, embedding_dim, embeddings FROM search_probes WHERE search_id = ? ORDER BY position", (int(search_id),))
+        rows = self.conn.execute(
+            "SELECT probe_id, embedding_dim, embeddings FROM search_probes WHERE search_id = ? ORDER BY position", (int(search_id),)
+        )
         return {r["probe_id"]: np.frombuffer(r["embeddings"], "<f4").reshape(-1, r["embedding_dim"]).copy() for r in rows}
 
     # -- review ---------------------------------------------------------------------------------
@@ -275,7 +365,9 @@ class CaseStore:
             raise ReviewError(f"subject {subject_id!r} is not a candidate of search {search_id}{where}")
         if len(matches) > 1:
             probes = ", ".join(sorted(c.probe_id for c in matches))
-            raise ReviewError(f"subject {subject_id!r} is a candidate of several probes of search {search_id} ({probes}); say which with --probe")
+            raise ReviewError(
+                f"subject {subject_id!r} is a candidate of several probes of search {search_id} ({probes}); say which with --probe"
+            )
         return matches[0]
 
     def _current(self, search_id: int, probe_id: str, subject_id: str, stage: Stage) -> Decision | None:
@@ -287,16 +379,29 @@ class CaseStore:
         ).fetchone()
         return _decision(rows) if rows else None
 
-    def record_first(self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None) -> Decision:
+    def record_first(
+        self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None
+    ) -> Decision:
         """The first reviewer's verdict on a candidate; replaces (supersedes) an earlier one."""
         verdict = Verdict.parse(verdict)
         run = self.search(search_id)
         candidate = self._find_candidate(run, subject_id, probe_id)
         self._require_reviewable(run)
         previous = self._current(search_id, candidate.probe_id, subject_id, Stage.FIRST)
-        return self._insert_decision(run, candidate, Stage.FIRST, verdict=verdict, agreement=None, reason=reason, supersedes=previous.decision_id if previous else None, reviews=None)
+        return self._insert_decision(
+            run,
+            candidate,
+            Stage.FIRST,
+            verdict=verdict,
+            agreement=None,
+            reason=reason,
+            supersedes=previous.decision_id if previous else None,
+            reviews=None,
+        )
 
-    def record_second(self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None) -> Decision:
+    def record_second(
+        self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None
+    ) -> Decision:
         """The second reviewer confirms or disagrees with the current first decision.
 
         Raises:
@@ -311,34 +416,69 @@ class CaseStore:
             raise ReviewError(f"subject {subject_id!r} in search {search_id} has no first decision to review yet")
         if first.reviewer == self.user:
             raise ReviewError(
-                f"{self.user} made the first decision on {subject_id!r} in search {search_id}; the second review must be by a different person"
+                f"{self.user} made the first decision on {subject_id!r} in search "
+                f"{search_id}; the second review must be by a different person"
             )
         previous = self._current(search_id, candidate.probe_id, subject_id, Stage.SECOND)
-        return self._insert_decision(run, candidate, Stage.SECOND, verdict=None, agreement=agreement, reason=reason,
-                                     supersedes=previous.decision_id if previous else None, reviews=first.decision_id)
+        return self._insert_decision(
+            run,
+            candidate,
+            Stage.SECOND,
+            verdict=None,
+            agreement=agreement,
+            reason=reason,
+            supersedes=previous.decision_id if previous else None,
+            reviews=first.decision_id,
+        )
 
     def _require_reviewable(self, run: SearchRun) -> None:
         case = self.case(run.case_ref)
         if case.status == CaseStatus.ARCHIVED:
             raise ReviewError(f"case {run.case_ref!r} is archived: no further decisions")
 
-    def _insert_decision(self, run: SearchRun, candidate: Candidate, stage: Stage, *, verdict, agreement, reason, supersedes, reviews) -> Decision:
+    def _insert_decision(
+        self, run: SearchRun, candidate: Candidate, stage: Stage, *, verdict, agreement, reason, supersedes, reviews
+    ) -> Decision:
         reason = (reason or "").strip()
         if not reason:
             raise ReviewError("every decision needs a written reason")
         now = utc_now()
         with transaction(self.conn):
             cursor = self.conn.execute(
-                "INSERT INTO decisions (search_id, probe_id, subject_id, stage, reviewer, verdict, agreement, reason, time_utc, supersedes, reviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.search_id, candidate.probe_id, candidate.subject_id, stage.value, self.user, verdict.value if verdict else None,
-                 agreement.value if agreement else None, reason, now, supersedes, reviews),
+                "INSERT INTO decisions (search_id, probe_id, subject_id, stage, reviewer, verdict, "
+                "agreement, reason, time_utc, supersedes, reviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.search_id,
+                    candidate.probe_id,
+                    candidate.subject_id,
+                    stage.value,
+                    self.user,
+                    verdict.value if verdict else None,
+                    agreement.value if agreement else None,
+                    reason,
+                    now,
+                    supersedes,
+                    reviews,
+                ),
             )
             decision_id = int(cursor.lastrowid)
             audit.append(
-                self.conn, user=self.user, action=f"review.{stage.value}", case_ref=run.case_ref,
-                details={"decision_id": decision_id, "search_id": run.search_id, "probe_id": candidate.probe_id, "subject_id": candidate.subject_id,
-                         "rank": candidate.rank, "verdict": verdict.value if verdict else None, "agreement": agreement.value if agreement else None,
-                         "reason": reason, "supersedes": supersedes, "reviews": reviews},
+                self.conn,
+                user=self.user,
+                action=f"review.{stage.value}",
+                case_ref=run.case_ref,
+                details={
+                    "decision_id": decision_id,
+                    "search_id": run.search_id,
+                    "probe_id": candidate.probe_id,
+                    "subject_id": candidate.subject_id,
+                    "rank": candidate.rank,
+                    "verdict": verdict.value if verdict else None,
+                    "agreement": agreement.value if agreement else None,
+                    "reason": reason,
+                    "supersedes": supersedes,
+                    "reviews": reviews,
+                },
             )
         return _decision(self.conn.execute("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone())
 
@@ -348,7 +488,8 @@ class CaseStore:
             rows = self.conn.execute("SELECT * FROM decisions WHERE search_id = ? ORDER BY decision_id", (int(search_id),))
         elif case_ref is not None:
             rows = self.conn.execute(
-                "SELECT d.* FROM decisions d JOIN searches s ON s.search_id = d.search_id WHERE s.case_ref = ? ORDER BY d.decision_id", (case_ref,)
+                "SELECT d.* FROM decisions d JOIN searches s ON s.search_id = d.search_id WHERE s.case_ref = ? ORDER BY d.decision_id",
+                (case_ref,),
             )
         else:
             raise ValueError("give a case reference or a search id")
@@ -380,14 +521,32 @@ class CaseStore:
 
 
 def _case(row) -> Case:
-    return Case(row["reference"], row["offence"], row["purpose"], row["officer"], CaseStatus(row["status"]), row["created_utc"], row["created_by"], row["updated_utc"])
+    return Case(
+        row["reference"],
+        row["offence"],
+        row["purpose"],
+        row["officer"],
+        CaseStatus(row["status"]),
+        row["created_utc"],
+        row["created_by"],
+        row["updated_utc"],
+    )
 
 
 def _decision(row) -> Decision:
     return Decision(
-        row["decision_id"], row["search_id"], row["probe_id"], row["subject_id"], Stage(row["stage"]), row["reviewer"],
-        Verdict(row["verdict"]) if row["verdict"] else None, Agreement(row["agreement"]) if row["agreement"] else None,
-        row["reason"], row["time_utc"], row["supersedes"], row["reviews"],
+        row["decision_id"],
+        row["search_id"],
+        row["probe_id"],
+        row["subject_id"],
+        Stage(row["stage"]),
+        row["reviewer"],
+        Verdict(row["verdict"]) if row["verdict"] else None,
+        Agreement(row["agreement"]) if row["agreement"] else None,
+        row["reason"],
+        row["time_utc"],
+        row["supersedes"],
+        row["reviews"],
     )
 
 
@@ -401,21 +560,42 @@ def _probe(row, pack_id: PackId) -> Probe:
     box = tuple(json.loads(row["bbox_json"])) if row["bbox_json"] else None
     try:
         faces = tuple(
-            Face(bbox_xyxy=box or (0.0, 0.0, 0.0, 0.0), landmarks=np.zeros((5, 2), np.float32), detector_score=1.0, embedding=e, pack_id=pack_id)
+            Face(
+                bbox_xyxy=box or (0.0, 0.0, 0.0, 0.0),
+                landmarks=np.zeros((5, 2), np.float32),
+                detector_score=1.0,
+                embedding=e,
+                pack_id=pack_id,
+            )
             for e in np.frombuffer(data, "<f4").reshape(-1, dim)
         )
     except ValueError as exc:
         raise CaseError(f"{problem} ({exc})") from exc
     return Probe(
-        probe_id=row["probe_id"], source=row["source_path"], faces=faces, start_s=row["start_s"], end_s=row["end_s"],
-        source_sha256=row["source_sha256"], frame_index=row["frame_index"], timestamp_s=row["timestamp_s"], bbox_xyxy=box,
-        crop_png=row["crop_png"], manual=bool(row["manual"]), quality=row["quality"],
+        probe_id=row["probe_id"],
+        source=row["source_path"],
+        faces=faces,
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        source_sha256=row["source_sha256"],
+        frame_index=row["frame_index"],
+        timestamp_s=row["timestamp_s"],
+        bbox_xyxy=box,
+        crop_png=row["crop_png"],
+        manual=bool(row["manual"]),
+        quality=row["quality"],
     )
 
 
 def _candidate(row) -> Candidate:
     per_probe = tuple(json.loads(row["per_probe_json"])) if row["per_probe_json"] else (row["score"],)
     return Candidate(
-        rank=row["rank"], subject_id=row["subject_id"], score=row["score"], image_id=row["image_id"], face_id=row["face_id"],
-        above_threshold=None if row["above_threshold"] is None else bool(row["above_threshold"]), per_probe_scores=per_probe, probe_id=row["probe_id"],
+        rank=row["rank"],
+        subject_id=row["subject_id"],
+        score=row["score"],
+        image_id=row["image_id"],
+        face_id=row["face_id"],
+        above_threshold=None if row["above_threshold"] is None else bool(row["above_threshold"]),
+        per_probe_scores=per_probe,
+        probe_id=row["probe_id"],
     )

@@ -47,11 +47,17 @@ def cmd_case_show(args, ws: Workspace, out: Output) -> int:
         f"  review: {data['review']['agreed']} agreed, {data['review']['disputed']} disputed, {data['review']['pending']} pending",
     ]
     for run in searches:
-        lines.append(f"  search {run.search_id} at {run.time_utc} by {run.user}: {len(run.probes)} probe(s), top {run.top}, threshold {run.threshold}, {run.mode.value}")
+        lines.append(
+            f"  search {run.search_id} at {run.time_utc} by {run.user}: {len(run.probes)} "
+            f"probe(s), top {run.top}, threshold {run.threshold}, {run.mode.value}"
+        )
         for item in reviews[run.search_id]:
             first = item["first"]["verdict"] if item["first"] else "-"
             second = item["second"]["agreement"] if item["second"] else "-"
-            lines.append(f"    {item['probe_id']:<22} {item['rank']:>3}. {item['subject_id']:<20} {item['score']:.3f}  first: {first:<15} second: {second:<9} {item['status']}")
+            lines.append(
+                f"    {item['probe_id']:<22} {item['rank']:>3}. {item['subject_id']:<20} "
+                f"{item['score']:.3f}  first: {first:<15} second: {second:<9} {item['status']}"
+            )
     out.emit(data, lines)
     return EXIT_OK
 
@@ -70,13 +76,21 @@ def _set_status(status_name: str):
 
 def cmd_review_first(args, ws: Workspace, out: Output) -> int:
     decision = ws.first_verdict(args.search_id, args.subject_id, args.verdict, args.reason, probe_id=args.probe)
-    out.emit({"decision": decision.as_dict()}, f"decision {decision.decision_id}: {decision.reviewer} recorded '{decision.verdict.value}' for {decision.subject_id} in search {decision.search_id}")
+    out.emit(
+        {"decision": decision.as_dict()},
+        f"decision {decision.decision_id}: {decision.reviewer} recorded "
+        f"'{decision.verdict.value}' for {decision.subject_id} in search {decision.search_id}",
+    )
     return EXIT_OK
 
 
 def cmd_review_second(args, ws: Workspace, out: Output) -> int:
     decision = ws.second_verdict(args.search_id, args.subject_id, args.agreement, args.reason, probe_id=args.probe)
-    out.emit({"decision": decision.as_dict()}, f"decision {decision.decision_id}: {decision.reviewer} {decision.agreement.value}s decision {decision.reviews} on {decision.subject_id}")
+    out.emit(
+        {"decision": decision.as_dict()},
+        f"decision {decision.decision_id}: {decision.reviewer} "
+        f"{decision.agreement.value}s decision {decision.reviews} on {decision.subject_id}",
+    )
     return EXIT_OK
 
 
@@ -113,7 +127,9 @@ def cmd_audit_export(args, ws: Workspace, out: Output) -> int:
 
 
 def register(commands, add) -> None:
-    case = commands.add_parser("case", help="cases: every search runs inside one").add_subparsers(dest="case_command", required=True, metavar="ACTION")
+    case = commands.add_parser("case", help="cases: every search runs inside one").add_subparsers(
+        dest="case_command", required=True, metavar="ACTION"
+    )
     p = add(case, "new", cmd_case_new, "open a case")
     p.add_argument("reference", help="crime or incident reference")
     p.add_argument("--offence", required=True, help="offence type")
@@ -128,7 +144,9 @@ def register(commands, add) -> None:
         p.add_argument("reference")
         p.add_argument("--reason", help="why (recorded in the audit log)")
 
-    review = commands.add_parser("review", help="two-person review of candidates").add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    review = commands.add_parser("review", help="two-person review of candidates").add_subparsers(
+        dest="review_command", required=True, metavar="ACTION"
+    )
     p = add(review, "first", cmd_review_first, "record the first reviewer's verdict on a candidate")
     p.add_argument("search_id", type=int)
     p.add_argument("subject_id")
@@ -146,7 +164,9 @@ def register(commands, add) -> None:
     p = add(review, "status", cmd_review_status, "agreed, disputed and pending candidates of a search")
     p.add_argument("search_id", type=int)
 
-    audit_parser = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_parser = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
     add(audit_parser, "verify", cmd_audit_verify, "recompute the hash chain; name the first entry that fails")
     p = add(audit_parser, "export", cmd_audit_export, "write the audit entries (of one case) to CSV for disclosure")
     p.add_argument("--case", help="only this case's entries")

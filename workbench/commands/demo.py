@@ -23,7 +23,9 @@ def cmd_demo(args, ws: Workspace, out: Output) -> int:
 
 
 def register(commands, add) -> None:
-    p = add(commands, "demo", cmd_demo, "build a demo workspace from images shipped in installed packages, search it, then serve the dashboards")
+    p = add(
+        commands, "demo", cmd_demo, "build a demo workspace from images shipped in installed packages, search it, then serve the dashboards"
+    )
     p.add_argument("--no-serve", action="store_true", help="stop after the demo search (do not start the dashboards)")
     p.add_argument("--port", type=int, metavar="P", help="dashboard port (default 8866)")
     p.add_argument("--host", default="127.0.0.1", metavar="H", help="address to listen on (default 127.0.0.1: this machine only)")

@@ -57,7 +57,9 @@ def cmd_evaluate_make_pairs(args, ws: Workspace, out: Output) -> int:
 
 
 def register(commands, add) -> None:
-    evaluate = commands.add_parser("evaluate", help="accuracy on labelled images").add_subparsers(dest="evaluate_command", required=True, metavar="KIND")
+    evaluate = commands.add_parser("evaluate", help="accuracy on labelled images").add_subparsers(
+        dest="evaluate_command", required=True, metavar="KIND"
+    )
     p = add(evaluate, "pairs", cmd_evaluate_pairs, "verification accuracy on a pairs CSV (columns a,b,same)")
     p.add_argument("--pairs", required=True, help="CSV with columns a,b,same (same = 1 or 0)")
     p.add_argument("--images", required=True, help="folder the CSV paths are relative to")

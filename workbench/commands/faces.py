@@ -30,7 +30,8 @@ def cmd_faces(args, ws: Workspace, out: Output) -> int:
             q = f.quality
             lines.append(
                 f"  {i}. box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f})  detector {f.detector_score:.2f}  "
-                f"quality {q.score:.2f}  eyes {q.inter_ocular_px:.0f} px  yaw {q.yaw_deg:+.0f}  pitch {q.pitch_deg:+.0f}  sharpness {q.sharpness:.0f}"
+                f"quality {q.score:.2f}  eyes {q.inter_ocular_px:.0f} px  yaw "
+                f"{q.yaw_deg:+.0f}  pitch {q.pitch_deg:+.0f}  sharpness {q.sharpness:.0f}"
             )
     out.emit({"pack_id": str(engine.pack_id), "images": results}, lines)
     return status
@@ -54,10 +55,15 @@ def cmd_compare(args, ws: Workspace, out: Output) -> int:
         "pack_id": str(engine.pack_id),
         "faces": [{"path": p, **f.as_dict()} for p, f in zip((args.image_a, args.image_b), faces)],
     }
-    verdict = "no operating threshold set for this pack" if threshold is None else (
-        f"{'above' if above else 'below'} the operating threshold {threshold:.3f}"
+    verdict = (
+        "no operating threshold set for this pack"
+        if threshold is None
+        else (f"{'above' if above else 'below'} the operating threshold {threshold:.3f}")
     )
-    out.emit(data, [f"similarity {score:.3f} (cosine, -1..1): {verdict}", "A score is a lead for a trained person to review, not an identification."])
+    out.emit(
+        data,
+        [f"similarity {score:.3f} (cosine, -1..1): {verdict}", "A score is a lead for a trained person to review, not an identification."],
+    )
     return EXIT_OK
 
 

@@ -40,7 +40,14 @@ def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
             lines.append(f"error: {result}")  # the message names the file
             continue
         crops = result.save_best_shots(args.save_crops) if args.save_crops else {}
-        sources.append({**result.info.as_dict(), "frames_sampled": result.frames_sampled, "tracks": len(result.tracks), "warnings": list(result.warnings)})
+        sources.append(
+            {
+                **result.info.as_dict(),
+                "frames_sampled": result.frames_sampled,
+                "tracks": len(result.tracks),
+                "warnings": list(result.warnings),
+            }
+        )
         lines.append(_source_line(result))
         for track in result.tracks:
             entry = track.as_dict()

@@ -18,8 +18,11 @@ def cmd_enrol(args, ws: Workspace, out: Output) -> int:
         raise GalleryError("give either a folder (one sub-folder per subject) or --manifest CSV, not both and not neither")
     with progress_bar("enrolling", "img", enabled=not args.json) as bar:
         summary = ws.enrol(
-            args.folder or None, manifest=args.manifest or None, report_path=Path(args.report) if args.report else None,
-            batch_size=args.batch, progress=bar,
+            args.folder or None,
+            manifest=args.manifest or None,
+            report_path=Path(args.report) if args.report else None,
+            batch_size=args.batch,
+            progress=bar,
         )
     not_indexed = ws.gallery_stats()["not_indexed"]
     data = {**summary.as_dict(), "not_indexed": not_indexed}
@@ -45,13 +48,21 @@ def cmd_rebuild(args, ws: Workspace, out: Output) -> int:
         return EXIT_OK
     ann = manifest["files"]["faces.ann"]
     data = {
-        "build_id": manifest["build_id"], "count": manifest["count"], "dim": manifest["dim"],
-        "n_trees": manifest["n_trees"], "pack_id": manifest["pack_id"], "built_utc": manifest["built_utc"],
-        "build_seconds": manifest["build_seconds"], "ann_sha256": ann["sha256"],
+        "build_id": manifest["build_id"],
+        "count": manifest["count"],
+        "dim": manifest["dim"],
+        "n_trees": manifest["n_trees"],
+        "pack_id": manifest["pack_id"],
+        "built_utc": manifest["built_utc"],
+        "build_seconds": manifest["build_seconds"],
+        "ann_sha256": ann["sha256"],
         "bytes": sum(f["bytes"] for f in manifest["files"].values()),
     }
-    out.emit(data, f"index {data['build_id']}: {data['count']} faces, {data['n_trees']} trees, "
-                   f"{data['bytes'] / 1e6:.1f} MB, built in {data['build_seconds']:.1f} s")
+    out.emit(
+        data,
+        f"index {data['build_id']}: {data['count']} faces, {data['n_trees']} trees, "
+        f"{data['bytes'] / 1e6:.1f} MB, built in {data['build_seconds']:.1f} s",
+    )
     return EXIT_OK
 
 
@@ -66,14 +77,18 @@ def cmd_stats(args, ws: Workspace, out: Output) -> int:
     ]
     index = data["index"]
     if index:
-        lines.append(f"index {index['build_id']}: {index['count']} faces, {index['n_trees']} trees, "
-                     f"built {index['built_utc']} ({index['age_s'] / 3600:.1f} h ago)")
+        lines.append(
+            f"index {index['build_id']}: {index['count']} faces, {index['n_trees']} trees, "
+            f"built {index['built_utc']} ({index['age_s'] / 3600:.1f} h ago)"
+        )
     else:
         lines.append("no index built (`workbench gallery rebuild`)")
     if data["index_problem"]:
         lines.append(f"index not used: {data['index_problem']}")
-    lines.append(f"not yet indexed {data['not_indexed']}, removed since the build {data['removed_since_build']}; "
-                 f"searches now run {data['search_method']}")
+    lines.append(
+        f"not yet indexed {data['not_indexed']}, removed since the build {data['removed_since_build']}; "
+        f"searches now run {data['search_method']}"
+    )
     for problem in data.get("index_verify_problems", []):
         lines.append(f"index problem: {problem}")
     out.emit(data, lines)
@@ -84,9 +99,11 @@ def cmd_remove(args, ws: Workspace, out: Output) -> int:
     result = ws.remove_subject(args.subject_id, vacuum=not args.no_vacuum)
     indexed = ws.gallery_stats()["index"] is not None
     note = "the index files still hold the embeddings until `workbench gallery rebuild`" if indexed else None
-    out.emit({**result, "note": note},
-             [f"removed subject {result['subject_id']}: {result['images']} image(s), {result['faces']} face(s); "
-              "hidden from search now"] + ([note] if note else []))
+    out.emit(
+        {**result, "note": note},
+        [f"removed subject {result['subject_id']}: {result['images']} image(s), {result['faces']} face(s); hidden from search now"]
+        + ([note] if note else []),
+    )
     return EXIT_OK
 
 

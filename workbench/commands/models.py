@@ -16,7 +16,10 @@ def cmd_models_list(args, ws: Workspace, out: Output) -> int:
 
     packs = list_packs(ws.settings.models_dir)
     lines = [f"{'name':<16} {'pack id':<28} {'dim':>4}  kind"]
-    lines += [f"{p.name:<16} {str(p.pack_id):<28} {p.embedding_dim:>4}  {p.kind}" + ("   (active)" if p.name == ws.settings.pack else "") for p in packs]
+    lines += [
+        f"{p.name:<16} {str(p.pack_id):<28} {p.embedding_dim:>4}  {p.kind}" + ("   (active)" if p.name == ws.settings.pack else "")
+        for p in packs
+    ]
     lines += [f"note: {p.name}: {p.licence}" for p in packs if p.kind == "insightface" and p.licence]
     out.emit({"packs": [p.as_dict() for p in packs], "active": ws.settings.pack}, lines)
     return EXIT_OK
@@ -27,7 +30,9 @@ def cmd_models_import(args, ws: Workspace, out: Output) -> int:
 
     preprocessing = None
     if args.mean is not None or args.std is not None or args.channels is not None:
-        preprocessing = Preprocessing(args.channels or "RGB", args.mean if args.mean is not None else 127.5, args.std if args.std is not None else 127.5)
+        preprocessing = Preprocessing(
+            args.channels or "RGB", args.mean if args.mean is not None else 127.5, args.std if args.std is not None else 127.5
+        )
     info = import_pack(ws.settings.models_dir, args.path, name=args.name, preprocessing=preprocessing)
     lines = [
         f"imported pack {info.name} ({info.pack_id})",

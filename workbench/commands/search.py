@@ -32,7 +32,13 @@ def cmd_search(args, ws: Workspace, out: Output) -> int:
     if not args.probes:
         raise CaseError("give probe image(s) or video(s), or --replay SEARCH_ID")
     run = ws.search_files(
-        args.case, args.probes, top=args.top, threshold=args.threshold, mode=args.mode, fuse=args.fuse, exact=True if args.exact else None,
+        args.case,
+        args.probes,
+        top=args.top,
+        threshold=args.threshold,
+        mode=args.mode,
+        fuse=args.fuse,
+        exact=True if args.exact else None,
     )
     document = run.as_dict()
     out.emit(document, _lines(document))
@@ -65,8 +71,12 @@ def register(commands, add) -> None:
     p.add_argument("--case", metavar="REF", help="the open case the search belongs to (required)")
     p.add_argument("--top", type=int, metavar="K", help="candidates per probe (default: settings top, 20)")
     p.add_argument("--threshold", type=float, metavar="T", help="operating threshold, cosine (default: settings or the pack's)")
-    p.add_argument("--mode", choices=["investigation", "identification"], default="investigation",
-                   help="investigation: a fixed-length list; identification: only candidates above the threshold")
+    p.add_argument(
+        "--mode",
+        choices=["investigation", "identification"],
+        default="investigation",
+        help="investigation: a fixed-length list; identification: only candidates above the threshold",
+    )
     p.add_argument("--fuse", action="store_true", help="the files show one person: fuse their best faces into one probe")
     p.add_argument("--exact", action="store_true", help="exact search even where the index would be used")
     p.add_argument("--replay", type=int, metavar="SEARCH_ID", help="re-run a recorded search and compare the candidate lists")

@@ -27,7 +27,9 @@ def cmd_settings_set(args, ws: Workspace, out: Output) -> int:
 
 
 def register(commands, add) -> None:
-    group = commands.add_parser("settings", help="workspace settings").add_subparsers(dest="settings_command", required=True, metavar="ACTION")
+    group = commands.add_parser("settings", help="workspace settings").add_subparsers(
+        dest="settings_command", required=True, metavar="ACTION"
+    )
     add(group, "show", cmd_settings_show, "every setting with its current value")
     p = add(group, "set", cmd_settings_set, "store a setting in workbench.toml (audited); 'none' clears an optional one")
     p.add_argument("name")

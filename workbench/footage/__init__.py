@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = attach(
         "Sampling": "decode",
         "SourceKind": "decode",
         "TrackerConfig": "tracking",
+        "VIDEO_SUFFIXES": "decode",
         "extract": "pipeline",
         "extract_many": "pipeline",
         "extract_on_dask": "distributed",

@@ -42,6 +42,7 @@ is an error that says so.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -59,9 +60,12 @@ from ..errors import FootageError, ImageError
 from ..fileio import sha256_file
 from ..images import IMAGE_SUFFIXES, load_image
 
+log = logging.getLogger(__name__)
+
 
 VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ogg", ".ogv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".3gp"}
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ogg", ".ogv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}
+    | {".wmv", ".asf", ".flv", ".3gp"}
 )
 #: seconds between two stills of a folder (stills carry no time of their own).
 STILL_INTERVAL_S = 1.0
@@ -610,4 +614,5 @@ def read_frames(info: SourceInfo, wanted: Sequence[tuple[int, float]]) -> list[n
 
 def emit_warnings(messages: Iterable[str]) -> None:
     for message in messages:
+        log.warning(message)
         warnings.warn(message, FootageWarning, stacklevel=3)

@@ -73,7 +73,14 @@ def dask_client(settings: Settings, *, workers: int | None = None, connect_timeo
 
 
 def _engine_key(settings: Settings) -> tuple:
-    return (str(settings.home), settings.pack, settings.detection_threshold, settings.min_face_px, settings.embed_batch_size, settings.max_image_pixels)
+    return (
+        str(settings.home),
+        settings.pack,
+        settings.detection_threshold,
+        settings.min_face_px,
+        settings.embed_batch_size,
+        settings.max_image_pixels,
+    )
 
 
 def worker_engine(settings: Settings):

@@ -35,11 +35,11 @@ from ..images import crop_box
 from ..types import Probe, Track
 from .decode import (
     ANALYSE_BATCH,
+    STILL_INTERVAL_S,
     Chunk,
     Frame,
     Sampling,
     SourceInfo,
-    STILL_INTERVAL_S,
     SourcePlan,
     _chunk_frames,
     emit_warnings,
@@ -116,8 +116,9 @@ def frame_signature(rgb: np.ndarray) -> np.ndarray:
     return scene_signature(cv2.cvtColor(small, cv2.COLOR_RGB2HSV))
 
 
-
-def assemble(plan: SourcePlan, results: Sequence[ChunkResult], tracking: TrackerConfig | None = None, *, warn: bool = True) -> FootageResult:
+def assemble(
+    plan: SourcePlan, results: Sequence[ChunkResult], tracking: TrackerConfig | None = None, *, warn: bool = True
+) -> FootageResult:
     """Tracks of one source from its chunks' faces (chunks in plan order)."""
     frames = [frame for result in results for frame in result.frames]
     problems = list(dict.fromkeys([*plan.warnings, *(w for r in results for w in r.warnings)]))
@@ -167,8 +168,12 @@ def extract(
         result = detect_chunk(chunk, engine, on_frame=on_frame, cancel=cancel)
         results.append(result)
         if result.cancelled_at_s is not None or (cancel is not None and cancel.is_set()):
-            stopped = result.cancelled_at_s if result.cancelled_at_s is not None else (result.frames[-1].timestamp_s if result.frames else start)
-            results.append(ChunkResult((), (f"{plan.info.path}: extraction cancelled at {stopped:.1f} s; the faces found before are kept",)))
+            stopped = (
+                result.cancelled_at_s if result.cancelled_at_s is not None else (result.frames[-1].timestamp_s if result.frames else start)
+            )
+            results.append(
+                ChunkResult((), (f"{plan.info.path}: extraction cancelled at {stopped:.1f} s; the faces found before are kept",))
+            )
             break
     else:
         if progress is not None:
@@ -252,9 +257,32 @@ class FootageResult:
         detector_score, quality, is_best (the track's best shot)."""
         import pandas as pd
 
-        columns = ["source", "sha256", "track_id", "frame_index", "timestamp_s", "x1", "y1", "x2", "y2", "detector_score", "quality", "is_best"]
+        columns = [
+            "source",
+            "sha256",
+            "track_id",
+            "frame_index",
+            "timestamp_s",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            "detector_score",
+            "quality",
+            "is_best",
+        ]
         rows = [
-            (self.info.path, self.info.sha256, t.track_id, f.frame_index, f.timestamp_s, *f.face.bbox_xyxy, f.face.detector_score, f.quality_score, i == t.best_index)
+            (
+                self.info.path,
+                self.info.sha256,
+                t.track_id,
+                f.frame_index,
+                f.timestamp_s,
+                *f.face.bbox_xyxy,
+                f.face.detector_score,
+                f.quality_score,
+                i == t.best_index,
+            )
             for t in self.tracks
             for i, f in enumerate(t.faces)
         ]

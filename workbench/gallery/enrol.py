@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ import numpy as np
 
 from ..errors import GalleryError, ImageError, WorkbenchError
 from .store import EnrolledImage, Gallery, SubjectRecord
+
+log = logging.getLogger(__name__)
 
 MANIFEST_REQUIRED = ("subject_id", "image_path")
 MANIFEST_OPTIONAL = ("name", "dob", "sex", "ethnicity", "custody_date", "source")
@@ -177,7 +180,9 @@ def items_from_manifest(manifest: Path) -> tuple[list[EnrolItem], list[Outcome]]
     """
     manifest = Path(manifest)
     if not manifest.is_file():
-        raise GalleryError(f"{manifest}: no such manifest file; expected a CSV with columns subject_id,image_path[,{','.join(MANIFEST_OPTIONAL)}]")
+        raise GalleryError(
+            f"{manifest}: no such manifest file; expected a CSV with columns subject_id,image_path[,{','.join(MANIFEST_OPTIONAL)}]"
+        )
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
@@ -310,6 +315,7 @@ def enrol(
         report.close()
         summary.seconds = time.monotonic() - started
     summary.report = str(report.path) if report.handle is not None else None
+    log.info("enrolment %s from %s: %s in %.1f s", run_id, source, dict(summary.counts), summary.seconds)
     return summary
 
 
@@ -348,8 +354,17 @@ def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, s
                 gallery.update_subject(item.subject)  # a re-run may bring corrected descriptive fields
             _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped"), to_report=False)
         else:
-            _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped",
-                                             f"same bytes already enrolled for subject {stored['subject_id']} (image {stored['image_id']})"))
+            _record(
+                summary,
+                report,
+                Outcome(
+                    item.ref,
+                    item.subject.subject_id,
+                    shown,
+                    "skipped",
+                    f"same bytes already enrolled for subject {stored['subject_id']} (image {stored['image_id']})",
+                ),
+            )
         return None
     return _Read(item, data, digest)
 
@@ -375,18 +390,27 @@ def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: 
             continue
         to_store.append(
             EnrolledImage(
-                subject=item.subject, path=str(item.path), sha256=read.sha256, size_bytes=len(read.data),
-                width_px=int(rgb.shape[1]), height_px=int(rgb.shape[0]), faces_found=len(faces),
+                subject=item.subject,
+                path=str(item.path),
+                sha256=read.sha256,
+                size_bytes=len(read.data),
+                width_px=int(rgb.shape[1]),
+                height_px=int(rgb.shape[0]),
+                faces_found=len(faces),
                 face=faces[0],  # the engine lists the most prominent face first
                 capture_date=item.subject.custody_date,
             )
         )
     if not to_store:
         return
-    image_ids = gallery.add_images(to_store, audit_details={"run_id": run_id, "source": source, "several_faces": sum(i.faces_found > 1 for i in to_store)})
+    image_ids = gallery.add_images(
+        to_store, audit_details={"run_id": run_id, "source": source, "several_faces": sum(i.faces_found > 1 for i in to_store)}
+    )
     for image, image_id in zip(to_store, image_ids):
         if image_id is None:
-            _record(summary, report, Outcome("", image.subject.subject_id, image.path, "skipped", "enrolled meanwhile by another enrolment"))
+            _record(
+                summary, report, Outcome("", image.subject.subject_id, image.path, "skipped", "enrolled meanwhile by another enrolment")
+            )
             continue
         several = image.faces_found > 1
         summary.several_faces += several

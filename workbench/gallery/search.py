@@ -23,14 +23,13 @@ A score is a lead for trained people to review, never an identification.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import GalleryError, ModelPackError, PackMismatchError
-from .store import Gallery, LiveView
 from ..types import Candidate, CandidateList, Face, PackId, Probe, SearchMode
+from .store import Gallery, LiveView
 
 #: faces asked per probe face at first: top x this (grown if too few distinct subjects come back).
 FACES_PER_SUBJECT_GUESS = 3

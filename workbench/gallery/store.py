@@ -29,6 +29,7 @@ next rebuild, which deletes old builds right after its swap.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from .. import audit
 from ..config import Settings
 from ..db import connect, transaction
 from ..errors import GalleryError, PackMismatchError
+from ..types import Face, PackId
+
+log = logging.getLogger(__name__)
 from .index import (
     LiveView,
     clear_index,
@@ -48,7 +52,6 @@ from .index import (
     read_manifest,
     verify_build,
 )
-from ..types import Face, PackId
 
 #: rows read from SQLite per fetch when loading embeddings.
 FETCH_ROWS = 20_000
@@ -212,8 +215,19 @@ class Gallery:
                                         faces_found, pack_id, enrolled_utc, enrolled_by)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            (image.subject.subject_id, image.path, image.sha256, image.size_bytes, image.width_px, image.height_px,
-             image.capture_date, image.faces_found, pack, utc_now(), self.settings.user),
+            (
+                image.subject.subject_id,
+                image.path,
+                image.sha256,
+                image.size_bytes,
+                image.width_px,
+                image.height_px,
+                image.capture_date,
+                image.faces_found,
+                pack,
+                utc_now(),
+                self.settings.user,
+            ),
         )
         image_id = int(cursor.lastrowid)
         quality = face.quality
@@ -223,9 +237,17 @@ class Gallery:
                                embedding, pack_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
-            (image_id, image.subject.subject_id, *face.bbox_xyxy, np.asarray(face.landmarks, "<f4").tobytes(),
-             float(face.detector_score), quality.score if quality else None,
-             json.dumps(quality.as_dict()) if quality else None, embedding_blob(face.embedding), pack),
+            (
+                image_id,
+                image.subject.subject_id,
+                *face.bbox_xyxy,
+                np.asarray(face.landmarks, "<f4").tobytes(),
+                float(face.detector_score),
+                quality.score if quality else None,
+                json.dumps(quality.as_dict()) if quality else None,
+                embedding_blob(face.embedding),
+                pack,
+            ),
         )
         return image_id
 
@@ -252,13 +274,16 @@ class Gallery:
             self.conn.execute("DELETE FROM custody_images WHERE subject_id = ?", (subject_id,))
             self.conn.execute("DELETE FROM subjects WHERE subject_id = ?", (subject_id,))
             audit.append(
-                self.conn, user=self.settings.user, action="gallery.remove",
+                self.conn,
+                user=self.settings.user,
+                action="gallery.remove",
                 details={"subject_id": subject_id, "images": int(images), "faces": int(faces)},
             )
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if vacuum:
             self.conn.execute("VACUUM")
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("removed subject %s: %d image(s), %d face(s)", subject_id, images, faces)
         return {"subject_id": subject_id, "images": int(images), "faces": int(faces), "vacuumed": vacuum}
 
     # -- reading -------------------------------------------------------------------------------
@@ -382,7 +407,9 @@ class Gallery:
             return f"index {build.build_id} was built with pack {build.pack_id}, the gallery holds {pack}{rebuild}"
         stored = self.conn.execute("SELECT COUNT(*) FROM faces WHERE face_id <= ?", (build.max_face_id,)).fetchone()[0]
         if stored != build.count - int(hidden.sum()):
-            return f"index {build.build_id} holds {build.count - int(hidden.sum())} live faces, the store {stored} up to the same id{rebuild}"
+            return (
+                f"index {build.build_id} holds {build.count - int(hidden.sum())} live faces, the store {stored} up to the same id{rebuild}"
+            )
         sample = np.unique(np.linspace(0, build.count - 1, num=min(build.count, 16)).astype(np.int64)) if build.count else []
         for row in sample:
             if hidden[row]:
@@ -447,18 +474,29 @@ class Gallery:
                 self.conn.execute("COMMIT")
             writer.build(n_trees=n_trees)
             manifest = writer.commit(
-                {"pack_id": str(pack) if pack else None, "n_trees": n_trees,
-                 "search_k": self.settings.index_search_k, "removed_seq": removed_seq}
+                {
+                    "pack_id": str(pack) if pack else None,
+                    "n_trees": n_trees,
+                    "search_k": self.settings.index_search_k,
+                    "removed_seq": removed_seq,
+                }
             )
         with transaction(self.conn):
             # Tombstones older than the snapshot name faces the new build no longer holds.
             self.conn.execute("DELETE FROM gallery_removed_faces WHERE seq <= ?", (removed_seq,))
             audit.append(
-                self.conn, user=self.settings.user, action="gallery.rebuild",
-                details={"build_id": manifest["build_id"], "count": manifest["count"], "n_trees": n_trees,
-                         "ann_sha256": manifest["files"]["faces.ann"]["sha256"],
-                         "seconds": round(time.monotonic() - started, 3)},
+                self.conn,
+                user=self.settings.user,
+                action="gallery.rebuild",
+                details={
+                    "build_id": manifest["build_id"],
+                    "count": manifest["count"],
+                    "n_trees": n_trees,
+                    "ann_sha256": manifest["files"]["faces.ann"]["sha256"],
+                    "seconds": round(time.monotonic() - started, 3),
+                },
             )
+        log.info("index build %s: %s faces, %s trees", manifest.get("build_id"), manifest.get("count"), manifest.get("n_trees"))
         return manifest
 
     def _clear_index(self) -> dict:
@@ -467,7 +505,16 @@ class Gallery:
         with transaction(self.conn):
             self.conn.execute("DELETE FROM gallery_removed_faces")
             audit.append(self.conn, user=self.settings.user, action="gallery.rebuild", details={"build_id": None, "count": 0})
-        return {"build_id": None, "count": 0, "n_trees": 0, "pack_id": None, "files": {}, "built_utc": utc_now(), "build_seconds": 0.0, "dim": 0}
+        return {
+            "build_id": None,
+            "count": 0,
+            "n_trees": 0,
+            "pack_id": None,
+            "files": {},
+            "built_utc": utc_now(),
+            "build_seconds": 0.0,
+            "dim": 0,
+        }
 
     def verify_index(self) -> list[str]:
         """Recompute the checksums of the index in use; the problems found (empty = intact)."""
@@ -484,9 +531,11 @@ class Gallery:
             m = live.build.manifest
             built = datetime.fromisoformat(m["built_utc"])
             index = {
-                "build_id": m["build_id"], "built_utc": m["built_utc"],
+                "build_id": m["build_id"],
+                "built_utc": m["built_utc"],
                 "age_s": round((datetime.now(UTC) - built).total_seconds(), 1),
-                "count": m["count"], "n_trees": m["n_trees"],
+                "count": m["count"],
+                "n_trees": m["n_trees"],
                 "bytes": sum(f["bytes"] for f in m["files"].values()),
             }
         return {
@@ -499,4 +548,3 @@ class Gallery:
             "search_method": "index" if self.uses_index(live) else "exact",
             "exact_search_below": self.settings.exact_search_below,
         }
-

