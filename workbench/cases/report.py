@@ -8,22 +8,33 @@ Sections, in this order:
 
 1. Case: reference, offence, purpose, officer, status, dates, who generated the report, whether
    the audit chain verified.
-2. Probes: each probe's face crop, source file and sha256, time in the footage, face box, quality.
-3. Searches: settings of each run (model pack, gallery version, mode, threshold, top, who, when).
-4. Candidate lists, as they were shown: rank, subject id, score (3 decimals), custody image id,
-   above threshold, custody image thumbnail; one table per search (and per probe when the lists
-   were kept per probe).
-5. Review decisions: candidate, stage, reviewer, verdict, agreement, reason, time, status.
+2. Probes: each probe's face crop, source file and sha256, time in the footage, face box (and
+   whether a person drew it), quality.
+3. Searches: settings of each run (model pack, gallery version, mode, method, threshold, top, who,
+   when, which search it replayed).
+4. Candidate lists, as they were shown: rank, subject id, score (3 decimals; per face when the
+   probe fused several), custody image id, above threshold, custody image thumbnail; one table
+   per probe of each search.
+5. Review decisions: candidate (search, probe, rank), stage, reviewer, verdict (for a second
+   decision, the first verdict it reviewed), agreement, reason, time, status.
 6. Audit log: the case's entries (seq, time, user, action, details as compact JSON, short hash).
 7. The caveat again.
 
 Usage::
 
-    data = ReportData(reference="OP-2024-017", ...)   # filled from the case store
+    data = report_data(settings, "OP-2024-017")           # workbench.cases.report_data
     write_report(data, Path("reports/OP-2024-017.pdf"))  # or .html
 
 Choices and why:
 
+* :class:`ReportData` holds the store's own objects (:class:`~workbench.types.Case`,
+  :class:`~workbench.types.SearchRun` with its probes and candidates,
+  :class:`~workbench.types.Decision`, :class:`~workbench.types.CandidateReview`,
+  :class:`~workbench.audit.AuditEntry`): no copies in between that could drift from them.
+* Nothing missing is papered over. A disclosure reader must tell "no" from "not known", so an
+  absent value prints what is missing and, where known, why ("first decision #7 not found",
+  "no image — custody record removed since the search", "sha256 not recorded"); no default
+  verdict, rank or time ever stands in for one that is not there.
 * The PDF is built with ReportLab platypus: pure Python, no system libraries (WeasyPrint needs
   Pango), real text (selectable, searchable, extractable by pdftotext or pypdf). ReportLab is
   imported in this module only.
@@ -35,9 +46,8 @@ Choices and why:
   Latin, Greek and Cyrillic scripts print; Bitstream Vera shipped with ReportLab if it is absent.
 * Pictures are downscaled to at most :data:`IMAGE_MAX_PX` pixels on their long side before they
   are embedded: the report shows what reviewers saw; full-resolution originals stay in the store,
-  named by source sha256 and custody image id. An image that is absent (None) prints as
-  "no image"; bytes that do not decode are an error, because a report must not silently drop
-  evidence.
+  named by source sha256 and custody image id. Bytes that do not decode are an error, because a
+  report must not silently drop evidence.
 * A report is rendered in memory, written to a temporary file beside the target, flushed to disk
   and renamed over the target (:func:`write_report`): a failed render never touches an existing
   report, and a crash never leaves half a file. Files are created readable by their owner only
@@ -53,9 +63,11 @@ import importlib.util
 import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from PIL import Image as PILImage
 from reportlab.lib import colors
@@ -70,8 +82,10 @@ from reportlab.platypus import Image as RLImage
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus.doctemplate import LayoutError
 
+from ..audit import AuditEntry
 from ..errors import WorkbenchError
 from ..fileio import atomic_write
+from ..types import Candidate, CandidateReview, Case, Decision, Probe, SearchRun, Stage
 
 CAVEAT = (
     "A candidate in this report is an investigative lead, not an identification. The system does "
@@ -85,217 +99,117 @@ CAVEAT = (
 #: long side, pixels, of pictures embedded in a report (about 300 dpi at the largest size shown).
 IMAGE_MAX_PX = 320
 
-STAGES = ("first", "second")
-VERDICTS = ("possible match", "no match", "inconclusive")
-AGREEMENTS = ("confirm", "disagree")
-STATUSES = ("agreed", "disputed", "pending", "superseded")
-MODES = ("investigation", "identification")
-AUDIT_KEYS = ("seq", "time_utc", "user", "action", "details", "hash")
+# What the report prints where a value is absent: what is missing and why, never a stand-in.
+CUSTODY_REMOVED = "no image — custody record removed since the search"
+CUSTODY_UNREADABLE = "no image — custody image file missing or unreadable"
+CROP_NOT_KEPT = "no image — the crop was not kept with the search"
+STILL_IMAGE = "still image"
+MANUAL_BOX = "manual (box drawn by a person)"
 
-NO_IMAGE = "no image"
 SHORT_HASH = 12  # hex characters of an audit hash shown in the table
 # C0 controls other than tab and newline: invisible, and some break PDF text or XML parsers.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # ---------------------------------------------------------------------------------------------
-# Data contract: filled from the case store by the caller; frozen, keyword-only.
+# Data: the store's own objects, gathered by workbench.cases.report_data.
 
-
-def _choice(value, allowed: tuple[str, ...], name: str, *, optional: bool = False) -> str | None:
-    """Validate a closed choice; Enum members are taken by their value."""
-    value = getattr(value, "value", value)
-    if value is None and optional:
-        return None
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
-
-
-def _set(obj, name: str, value) -> None:
-    object.__setattr__(obj, name, value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProbeEntry:
-    """One probe of a search: the face searched with and where it came from.
-
-    Attributes:
-        probe_id: id of the probe within its search (e.g. ``"cctv.mp4#track3"``).
-        source_path: the footage file or still, as recorded when it was loaded.
-        source_sha256: sha256 of that file, 64 hex characters.
-        frame_index: frame of the face shown (0-based, presentation order); None for a still.
-        timestamp_s: time of that frame, seconds from the start of the footage; None for a still.
-        start_s: for a track, time it is first seen, seconds; None otherwise.
-        end_s: for a track, time it is last seen, seconds; None otherwise.
-        bbox_xyxy: face box (x1, y1, x2, y2), pixels of the frame; None when not recorded.
-        quality: face quality score in [0, 1]; None when not computed.
-        crop_png: encoded face crop (PNG, or any format Pillow reads) as shown to the operator;
-            None when not kept.
-    """
-
-    probe_id: str
-    source_path: str
-    source_sha256: str
-    frame_index: int | None = None
-    timestamp_s: float | None = None
-    start_s: float | None = None
-    end_s: float | None = None
-    bbox_xyxy: tuple[float, float, float, float] | None = None
-    quality: float | None = None
-    crop_png: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.bbox_xyxy is not None:
-            box = tuple(float(v) for v in self.bbox_xyxy)
-            if len(box) != 4:
-                raise ValueError(f"probe {self.probe_id!r}: bbox_xyxy must have 4 values, got {len(box)}")
-            _set(self, "bbox_xyxy", box)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CandidateEntry:
-    """One row of a candidate list as it was shown.
-
-    Attributes:
-        rank: 1 = highest score.
-        subject_id: custody reference of the subject.
-        score: cosine similarity in [-1, 1].
-        image_id: the custody image whose face gave the score; None when unknown.
-        above_threshold: score reached the operating threshold; None when no threshold was set.
-        thumbnail_png: encoded custody image thumbnail; None when not available (e.g. removed).
-        probe_id: the probe whose list this row belongs to; None for a list fused over every
-            probe of the search.
-    """
-
-    rank: int
-    subject_id: str
-    score: float
-    image_id: int | None = None
-    above_threshold: bool | None = None
-    thumbnail_png: bytes | None = field(default=None, repr=False)
-    probe_id: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class DecisionEntry:
-    """One review decision on one candidate.
-
-    Attributes:
-        decision_id: store id of the decision.
-        search_id: the search whose candidate list holds the candidate.
-        subject_id: the candidate's subject.
-        rank: the candidate's rank in that list.
-        stage: ``"first"`` (the operator) or ``"second"`` (the independent reviewer).
-        reviewer: user name of who decided.
-        verdict: ``"possible match"``, ``"no match"`` or ``"inconclusive"``.
-        agreement: second stage only: ``"confirm"`` or ``"disagree"`` with the first decision.
-        reason: the reviewer's reason, free text.
-        time_utc: when, ISO 8601 UTC.
-        supersedes: id of the decision this one replaces; None when it replaces none.
-        status: ``"agreed"``, ``"disputed"``, ``"pending"`` or ``"superseded"``.
-    """
-
-    decision_id: int
-    search_id: str
-    subject_id: str
-    rank: int
-    stage: str
-    reviewer: str
-    verdict: str
-    agreement: str | None = None
-    reason: str
-    time_utc: str
-    supersedes: int | None = None
-    status: str
-
-    def __post_init__(self) -> None:
-        _set(self, "stage", _choice(self.stage, STAGES, "stage"))
-        _set(self, "verdict", _choice(self.verdict, VERDICTS, "verdict"))
-        _set(self, "agreement", _choice(self.agreement, AGREEMENTS, "agreement", optional=True))
-        _set(self, "status", _choice(self.status, STATUSES, "status"))
-        if self.stage == "first" and self.agreement is not None:
-            raise ValueError(f"decision {self.decision_id}: a first-stage decision has no agreement, got {self.agreement!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SearchEntry:
-    """One search run of the case: its settings, probes and the candidate list shown.
-
-    Attributes:
-        search_id: store id of the run.
-        time_utc: when it ran, ISO 8601 UTC.
-        user: who ran it.
-        pack_id: model pack, ``name@sha256`` of the recogniser.
-        gallery_version: gallery state searched (e.g. index manifest checksum or record count).
-        top: longest list asked for.
-        threshold: operating threshold (cosine); None when none was set.
-        mode: ``"investigation"`` or ``"identification"``.
-        probes: the probes searched, in the order shown.
-        candidates: the rows shown, in the order shown (see ``CandidateEntry.probe_id``).
-    """
-
-    search_id: str
-    time_utc: str
-    user: str
-    pack_id: str
-    gallery_version: str
-    top: int
-    threshold: float | None = None
-    mode: str
-    probes: tuple[ProbeEntry, ...] = ()
-    candidates: tuple[CandidateEntry, ...] = ()
-
-    def __post_init__(self) -> None:
-        _set(self, "mode", _choice(self.mode, MODES, "mode"))
-        _set(self, "probes", tuple(self.probes))
-        _set(self, "candidates", tuple(self.candidates))
+#: (search id, probe id, subject id): one candidate of one recorded list.
+CandidateKey = tuple[int, str | None, str]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportData:
-    """Everything one case report shows.
+    """Everything one case report shows, as read from the workspace when the report was made.
 
     Attributes:
-        reference: case reference.
-        offence: offence under investigation.
-        purpose: why facial recognition was used (the stated, lawful purpose).
-        officer: officer in the case.
-        status: case status (e.g. ``"open"``, ``"closed"``).
-        created_utc: when the case was opened, ISO 8601 UTC.
-        closed_utc: when it was closed; None while open.
+        case: the case.
+        searches: its recorded searches in time order, each with its probes (evidence and crop)
+            and the candidate lists exactly as shown.
+        decisions: every decision on those candidates, superseded ones included, oldest first.
+        reviews: where the review of each candidate stands now (``CaseStore.review``): its status
+            and its current first and second decisions. A decision that is neither no longer
+            counts (it was superseded).
+        thumbnails: custody face thumbnails (PNG bytes) keyed by ``Candidate.face_id``, for every
+            face whose custody record still exists; None when the record exists but its image
+            file cannot be read. A face id with no entry had its custody record removed since
+            the search (the report says so; it never guesses an image).
+        audit: the case's audit entries, in order.
+        audit_ok: whether the whole workspace audit chain verified when the report was made.
+        audit_note: what the verification found, printed with it.
         generated_utc: when this report was generated, ISO 8601 UTC (printed on every page).
         generated_by: who generated it.
-        searches: the case's searches, in time order.
-        decisions: every decision, superseded ones included, in time order.
-        audit: the case's audit entries, ``AuditEntry.as_dict()`` rows (keys ``seq``, ``time_utc``,
-            ``user``, ``action``, ``case_ref``, ``details``, ``hash``).
-        audit_ok: whether the whole audit chain verified when the report was made.
-        audit_note: what the verification found (e.g. ``VerifyResult.problem``), shown with it.
+
+    Raises:
+        ValueError: a search of another case, or a decision on a search the report does not show
+            (a report covers one case: anything else would disclose another investigation).
     """
 
-    reference: str
-    offence: str
-    purpose: str
-    officer: str
-    status: str
-    created_utc: str
-    closed_utc: str | None = None
-    generated_utc: str
-    generated_by: str
-    searches: tuple[SearchEntry, ...] = ()
-    decisions: tuple[DecisionEntry, ...] = ()
-    audit: tuple[dict, ...] = ()
+    case: Case
+    searches: tuple[SearchRun, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    reviews: tuple[CandidateReview, ...] = ()
+    thumbnails: Mapping[int, bytes | None] = field(default_factory=dict, repr=False)
+    audit: tuple[AuditEntry, ...] = ()
     audit_ok: bool
     audit_note: str = ""
+    generated_utc: str
+    generated_by: str
 
     def __post_init__(self) -> None:
-        _set(self, "searches", tuple(self.searches))
-        _set(self, "decisions", tuple(self.decisions))
-        _set(self, "audit", tuple(self.audit))
-        for row in self.audit:
-            missing = [key for key in AUDIT_KEYS if key not in row]
-            if missing:
-                raise ValueError(f"audit rows need keys {', '.join(AUDIT_KEYS)}; row {row.get('seq')!r} lacks {', '.join(missing)}")
+        for name in ("searches", "decisions", "reviews", "audit"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "thumbnails", MappingProxyType(dict(self.thumbnails)))
+        self._check_one_case()
+
+    def _check_one_case(self) -> None:
+        reference = self.case.reference
+        foreign = sorted(run.search_id for run in self.searches if run.case_ref != reference)
+        if foreign:
+            raise ValueError(f"case {reference!r} report: searches {foreign} belong to another case")
+        shown = {run.search_id for run in self.searches}
+        unshown = sorted({d.search_id for d in self.decisions} - shown)
+        if unshown:
+            raise ValueError(f"case {reference!r} report: decisions on searches {unshown} that the report does not show")
+
+    # -- lookups (indexes built once per report) --------------------------------------------------
+
+    @functools.cached_property
+    def _by_id(self) -> dict[int, Decision]:
+        return {d.decision_id: d for d in self.decisions}
+
+    @functools.cached_property
+    def _successor(self) -> dict[int, Decision]:
+        return {d.supersedes: d for d in self.decisions if d.supersedes is not None}
+
+    @functools.cached_property
+    def _review_of(self) -> dict[CandidateKey, CandidateReview]:
+        return {(r.search_id, r.probe_id, r.subject_id): r for r in self.reviews}
+
+    @functools.cached_property
+    def _candidate_of(self) -> dict[CandidateKey, Candidate]:
+        return {(run.search_id, c.probe_id, c.subject_id): c for run in self.searches for c in run.candidates}
+
+    def decision(self, decision_id: int | None) -> Decision | None:
+        """The decision with this id, or None when the report holds none (or the id is None)."""
+        return None if decision_id is None else self._by_id.get(decision_id)
+
+    def replaced_by(self, decision: Decision) -> Decision | None:
+        """The decision that superseded this one, or None when none did."""
+        return self._successor.get(decision.decision_id)
+
+    def review_of(self, decision: Decision) -> CandidateReview | None:
+        """Where the review of the decision's candidate stands now, or None when it is not known."""
+        return self._review_of.get((decision.search_id, decision.probe_id, decision.subject_id))
+
+    def candidate_of(self, decision: Decision) -> Candidate | None:
+        """The candidate the decision is about, as shown on its list, or None when not on it."""
+        return self._candidate_of.get((decision.search_id, decision.probe_id, decision.subject_id))
+
+    def is_current(self, decision: Decision) -> bool:
+        """Whether the decision still counts: it is its candidate's current first or second decision."""
+        review = self.review_of(decision)
+        current = () if review is None else (review.first, review.second)
+        return any(d is not None and d.decision_id == decision.decision_id for d in current)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +226,14 @@ class _Picture:
     alt: str
 
 
-Cell = str | _Picture | None  # None: a picture cell with no image
+@dataclass(frozen=True)
+class _Missing:
+    """A picture cell without a picture: the text saying what is missing, set in grey."""
+
+    text: str
+
+
+Cell = str | _Picture | _Missing
 
 
 @dataclass(frozen=True)
@@ -340,14 +261,14 @@ class _Block:
     table: _Table | None = None
 
 
-def _picture(data: bytes | None, alt: str) -> _Picture | None:
-    """Decode, downscale to IMAGE_MAX_PX and re-encode as RGB PNG; None stays None.
+def _picture(data: bytes | None, alt: str, missing: str) -> _Picture | _Missing:
+    """Decode, downscale to IMAGE_MAX_PX and re-encode as RGB PNG; no bytes give ``missing``.
 
     Raises:
         WorkbenchError: the bytes are not a readable image (named by ``alt``).
     """
     if data is None:
-        return None
+        return _Missing(missing)
     try:
         with PILImage.open(io.BytesIO(data)) as image:
             image.load()
@@ -360,13 +281,13 @@ def _picture(data: bytes | None, alt: str) -> _Picture | None:
     return _Picture(buffer.getvalue(), rgb.width, rgb.height, alt)
 
 
-def _time(text: str | None) -> str:
+def _time(text: str) -> str:
     """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS`` in UTC (naive times are taken as UTC).
 
     Whole seconds keep narrow cells to two lines; text that is not ISO 8601 is shown as recorded.
     """
     if not text:
-        return "—"
+        return "time not recorded"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -383,133 +304,257 @@ def _clock(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:06.3f}"
 
 
-def _number(value: float | None, empty: str = "—") -> str:
-    return empty if value is None else f"{value:.3f}"
+def _number(value: float | None, absent: str) -> str:
+    """Three decimals (scores, thresholds, quality), or ``absent`` saying why there is none."""
+    return absent if value is None else f"{value:.3f}"
 
 
 def _yes_no(value: bool | None) -> str:
-    return "no threshold" if value is None else ("yes" if value else "no")
+    return "no threshold set" if value is None else ("yes" if value else "no")
 
 
 def _case_block(data: ReportData) -> _Table:
-    audit = "verified" if data.audit_ok else "FAILED (see section 6)"
+    case = data.case
     rows = (
-        ("Case reference", data.reference),
-        ("Offence", data.offence),
-        ("Purpose", data.purpose),
-        ("Officer in the case", data.officer),
-        ("Status", data.status),
-        ("Opened (UTC)", _time(data.created_utc)),
-        ("Closed (UTC)", _time(data.closed_utc) if data.closed_utc else "open"),
+        ("Case reference", case.reference),
+        ("Offence", case.offence),
+        ("Purpose", case.purpose),
+        ("Officer in the case", case.officer),
+        ("Opened (UTC)", f"{_time(case.created_utc)} by {case.created_by}"),
+        ("Status", case.status.value),
+        ("Last updated (UTC)", _time(case.updated_utc)),
         ("Searches / decisions", f"{len(data.searches)} / {len(data.decisions)}"),
-        ("Audit log check", audit),
+        ("Audit log check", "verified" if data.audit_ok else "FAILED (see section 6)"),
         ("Report generated", f"{_time(data.generated_utc)} by {data.generated_by}"),
     )
     return _Table((), (45, 135), rows)
 
 
-def _probe_time(probe: ProbeEntry) -> str:
-    lines = []
-    if probe.timestamp_s is not None:
-        frame = f" (frame {probe.frame_index})" if probe.frame_index is not None else ""
-        lines.append(f"shown {_clock(probe.timestamp_s)}{frame}")
-    elif probe.frame_index is not None:
-        lines.append(f"frame {probe.frame_index}")
-    if probe.start_s is not None or probe.end_s is not None:
-        start = _clock(probe.start_s) if probe.start_s is not None else "?"
-        end = _clock(probe.end_s) if probe.end_s is not None else "?"
-        lines.append(f"track {start} – {end}")
-    return "\n".join(lines) or "still image"
+# -- 2. probes ----------------------------------------------------------------------------------
 
 
-def _probe_face(probe: ProbeEntry) -> str:
-    box = "box not recorded"
-    if probe.bbox_xyxy is not None:
+def _shown_at(probe: Probe) -> str:
+    """Time (HH:MM:SS.mmm) and frame of the face shown; "" when neither is recorded (a still)."""
+    if probe.timestamp_s is None and probe.frame_index is None:
+        return ""
+    time = "time not recorded" if probe.timestamp_s is None else _clock(probe.timestamp_s)
+    frame = "frame not recorded" if probe.frame_index is None else f"frame {probe.frame_index}"
+    return f"shown {time} ({frame})"
+
+
+def _track_span(probe: Probe) -> str:
+    """First and last time the person is seen, HH:MM:SS.mmm; "" when neither is recorded."""
+    if probe.start_s is None and probe.end_s is None:
+        return ""
+    start = "start not recorded" if probe.start_s is None else _clock(probe.start_s)
+    end = "end not recorded" if probe.end_s is None else _clock(probe.end_s)
+    return f"track {start} – {end}"
+
+
+def _probe_time(probe: Probe) -> str:
+    return "\n".join(line for line in (_shown_at(probe), _track_span(probe)) if line) or STILL_IMAGE
+
+
+def _probe_face(probe: Probe) -> str:
+    """Who drew the box, the box in pixels of its frame, how many faces fused, the quality."""
+    lines = [MANUAL_BOX] if probe.manual else []
+    if probe.bbox_xyxy is None:
+        lines.append("box not recorded")
+    else:
         x1, y1, x2, y2 = (round(v) for v in probe.bbox_xyxy)
-        box = f"box {x1},{y1} – {x2},{y2} px"
-    return f"{box}\nquality {_number(probe.quality, 'not computed')}"
+        lines.append(f"box {x1},{y1} – {x2},{y2} px")
+    if probe.n_faces > 1:
+        lines.append(f"{probe.n_faces} faces, best score kept")
+    lines.append(f"quality {_number(probe.quality, 'not computed')}")
+    return "\n".join(lines)
+
+
+def _probe_row(run: SearchRun, probe: Probe) -> tuple[Cell, ...]:
+    where = f"search {run.search_id}, probe {probe.probe_id}"
+    return (
+        _picture(probe.crop_png, f"{where}: face crop", CROP_NOT_KEPT),
+        f"search {run.search_id}\nprobe {probe.probe_id}",
+        f"{probe.source}\nsha256 {probe.source_sha256 or 'not recorded'}",
+        _probe_time(probe),
+        _probe_face(probe),
+    )
 
 
 def _probes_table(data: ReportData) -> _Table | None:
-    rows = tuple(
-        (
-            _picture(p.crop_png, f"search {s.search_id}, probe {p.probe_id}: face crop"),
-            f"search {s.search_id}\nprobe {p.probe_id}",
-            f"{p.source_path}\nsha256 {p.source_sha256}",
-            _probe_time(p),
-            _probe_face(p),
-        )
-        for s in data.searches
-        for p in s.probes
-    )
+    rows = tuple(_probe_row(run, probe) for run in data.searches for probe in run.probes)
     columns = ("Face crop", "Search / probe", "Source file and sha256", "Time in footage", "Face box, quality")
     return _Table(columns, (30, 30, 62, 32, 26), rows, picture_mm=26) if rows else None
 
 
-def _searches_table(data: ReportData) -> _Table | None:
-    rows = tuple(
-        (s.search_id, _time(s.time_utc), s.user, s.pack_id, s.gallery_version, s.mode, _number(s.threshold, "none"), str(s.top))
-        for s in data.searches
+# -- 3. searches --------------------------------------------------------------------------------
+
+
+def _gallery_version(version: dict) -> str:
+    """The recorded gallery state, one ``key: value`` line each (text as is, None as "none")."""
+    if not version:
+        return "not recorded"
+    return "\n".join(f"{key}: {_plain(value)}" for key, value in sorted(version.items()))
+
+
+def _plain(value) -> str:
+    if value is None:
+        return "none"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _search_row(run: SearchRun) -> tuple[str, ...]:
+    search = str(run.search_id) + ("" if run.replay_of is None else f"\nreplay of {run.replay_of}")
+    return (
+        search,
+        _time(run.time_utc),
+        run.user,
+        str(run.pack_id),
+        _gallery_version(run.gallery_version),
+        f"{run.mode.value}\n{run.method}",
+        _number(run.threshold, "none set"),
+        str(run.top),
     )
-    columns = ("Search", "Time (UTC)", "User", "Model pack", "Gallery version", "Mode", "Threshold", "Top")
-    return _Table(columns, (18, 19, 18, 48, 29, 21, 18, 9), rows) if rows else None
 
 
-def _candidate_groups(search: SearchEntry) -> list[tuple[str | None, list[CandidateEntry]]]:
-    """The rows of a search split by probe_id, in order of first appearance."""
-    groups: dict[str | None, list[CandidateEntry]] = {}
-    for candidate in search.candidates:
-        groups.setdefault(candidate.probe_id, []).append(candidate)
-    return list(groups.items())
+def _searches_table(data: ReportData) -> _Table | None:
+    rows = tuple(_search_row(run) for run in data.searches)
+    columns = ("Search", "Time (UTC)", "User", "Model pack", "Gallery version", "Mode, method", "Threshold", "Top")
+    return _Table(columns, (16, 19, 18, 44, 35, 21, 18, 9), rows) if rows else None
 
 
-def _candidate_table(search: SearchEntry, rows: list[CandidateEntry]) -> _Table:
-    cells = tuple(
+# -- 4. candidate lists -------------------------------------------------------------------------
+
+
+def _score(candidate: Candidate) -> str:
+    """Cosine score, 3 decimals; with several fused probe faces, each face's score too."""
+    text = f"{candidate.score:.3f}"
+    if len(candidate.per_probe_scores) > 1:
+        text += "\nper face " + ", ".join(f"{s:.3f}" for s in candidate.per_probe_scores)
+    return text
+
+
+def _custody_picture(data: ReportData, run: SearchRun, candidate: Candidate) -> _Picture | _Missing:
+    """The custody thumbnail, or what is missing: the record (no face id or no entry) or the file."""
+    if candidate.face_id is None or candidate.face_id not in data.thumbnails:
+        return _Missing(CUSTODY_REMOVED)
+    alt = f"search {run.search_id}, probe {candidate.probe_id}, rank {candidate.rank}, subject {candidate.subject_id}: custody image"
+    return _picture(data.thumbnails[candidate.face_id], alt, CUSTODY_UNREADABLE)
+
+
+def _candidate_table(data: ReportData, run: SearchRun, candidates: list[Candidate]) -> _Table:
+    rows = tuple(
         (
             str(c.rank),
             c.subject_id,
-            f"{c.score:.3f}",
-            "—" if c.image_id is None else str(c.image_id),
+            _score(c),
+            "custody record removed" if c.image_id is None else str(c.image_id),
             _yes_no(c.above_threshold),
-            _picture(c.thumbnail_png, f"search {search.search_id}, rank {c.rank}, subject {c.subject_id}: custody image"),
+            _custody_picture(data, run, c),
         )
-        for c in rows
+        for c in candidates
     )
     columns = ("Rank", "Subject id", "Score", "Custody image id", "Above threshold", "Custody image")
-    return _Table(columns, (14, 58, 20, 28, 28, 32), cells, picture_mm=20)
+    return _Table(columns, (14, 58, 20, 28, 28, 32), rows, picture_mm=20)
+
+
+def _candidate_groups(run: SearchRun) -> dict[str | None, list[Candidate]]:
+    """The run's candidates by probe id: every probe in the order shown (empty lists included),
+    then any candidate naming no recorded probe."""
+    groups: dict[str | None, list[Candidate]] = {probe.probe_id: [] for probe in run.probes}
+    for candidate in run.candidates:
+        groups.setdefault(candidate.probe_id, []).append(candidate)
+    return groups
 
 
 def _candidate_blocks(data: ReportData) -> list[_Block]:
     blocks = []
-    for search in data.searches:
-        groups = _candidate_groups(search)
+    for run in data.searches:
+        groups = _candidate_groups(run)
         if not groups:
-            blocks.append(_Block("h2", f"Search {search.search_id}"))
-            blocks.append(_Block("p", "No candidates were shown."))
-        for probe_id, rows in groups:
-            scope = "fused over all probes" if probe_id is None else f"probe {probe_id}"
-            blocks.append(_Block("h2", f"Search {search.search_id}, {scope}: {len(rows)} candidates"))
-            blocks.append(_Block("table", table=_candidate_table(search, rows)))
+            blocks += [_Block("h2", f"Search {run.search_id}"), _Block("p", "No candidates were shown.")]
+        for probe_id, candidates in groups.items():
+            scope = "no probe named" if probe_id is None else f"probe {probe_id}"
+            blocks.append(_Block("h2", f"Search {run.search_id}, {scope}: {len(candidates)} candidates"))
+            if candidates:
+                blocks.append(_Block("table", table=_candidate_table(data, run, candidates)))
+            else:
+                blocks.append(_Block("p", "No candidates were shown for this probe."))
     return blocks
 
 
-def _decisions_table(data: ReportData) -> _Table | None:
-    rows = tuple(
-        (
-            f"#{d.decision_id}" + (f"\nreplaces #{d.supersedes}" if d.supersedes is not None else ""),
-            f"{d.subject_id}\nsearch {d.search_id}, rank {d.rank}",
-            d.stage,
-            d.reviewer,
-            d.verdict,
-            d.agreement or "—",
-            d.reason,
-            _time(d.time_utc),
-            d.status,
-        )
-        for d in data.decisions
+# -- 5. review decisions ------------------------------------------------------------------------
+
+
+def _decided_on(data: ReportData, decision: Decision) -> str:
+    """Subject, search, probe and the rank it was shown at."""
+    candidate = data.candidate_of(decision)
+    rank = "not on the recorded list" if candidate is None else f"rank {candidate.rank}"
+    return f"{decision.subject_id}\nsearch {decision.search_id}\nprobe {decision.probe_id}\n{rank}"
+
+
+def _verdict(data: ReportData, decision: Decision) -> str:
+    """A first decision's verdict; for a second decision, the first verdict it reviewed, or which
+    first decision cannot be found (never a verdict standing in for it)."""
+    if decision.stage is Stage.FIRST:
+        return decision.verdict.value if decision.verdict else "verdict not recorded"
+    if decision.reviews is None:
+        return "first decision not recorded"
+    reviewed = data.decision(decision.reviews)
+    if reviewed is None:
+        return f"first decision #{decision.reviews} not found"
+    verdict = reviewed.verdict.value if reviewed.verdict else "verdict not recorded"
+    return f"{verdict}\n(first decision #{reviewed.decision_id})"
+
+
+def _agreement(decision: Decision) -> str:
+    if decision.stage is Stage.FIRST:
+        return "not applicable (first stage)"
+    return decision.agreement.value if decision.agreement else "agreement not recorded"
+
+
+def _superseded(data: ReportData, decision: Decision) -> str:
+    """Why a decision no longer counts: the decision that replaced it, or (for a second decision)
+    the replaced first decision it had reviewed."""
+    later = data.replaced_by(decision)
+    if later is not None:
+        return f"superseded by #{later.decision_id}"
+    reviewed = data.decision(decision.reviews)
+    newer = None if reviewed is None else data.replaced_by(reviewed)
+    if newer is not None:
+        return f"superseded: #{reviewed.decision_id}, which it reviewed, was replaced by #{newer.decision_id}"
+    return "superseded (the decision that replaced it is not in this report)"
+
+
+def _status(data: ReportData, decision: Decision) -> str:
+    """The candidate's review status while the decision counts; otherwise why it does not."""
+    review = data.review_of(decision)
+    if review is None:
+        return "review status not found"
+    return review.status.value if data.is_current(decision) else _superseded(data, decision)
+
+
+def _decision_row(data: ReportData, decision: Decision) -> tuple[str, ...]:
+    replaces = "" if decision.supersedes is None else f"\nreplaces #{decision.supersedes}"
+    return (
+        f"#{decision.decision_id}{replaces}",
+        _decided_on(data, decision),
+        decision.stage.value,
+        decision.reviewer,
+        _verdict(data, decision),
+        _agreement(decision),
+        decision.reason,
+        _time(decision.time_utc),
+        _status(data, decision),
     )
+
+
+def _decisions_table(data: ReportData) -> _Table | None:
+    rows = tuple(_decision_row(data, d) for d in data.decisions)
     columns = ("Decision", "Candidate", "Stage", "Reviewer", "Verdict", "Agreement", "Reason", "Time (UTC)", "Status")
-    return _Table(columns, (15, 25, 12, 18, 19, 19, 35, 19, 18), rows) if rows else None
+    return _Table(columns, (16, 27, 13, 17, 20, 20, 29, 19, 19), rows) if rows else None
+
+
+# -- 6. audit log -------------------------------------------------------------------------------
 
 
 def _details_json(details) -> str:
@@ -519,7 +564,7 @@ def _details_json(details) -> str:
 
 def _audit_table(data: ReportData) -> _Table | None:
     rows = tuple(
-        (str(a["seq"]), _time(a["time_utc"]), str(a["user"]), str(a["action"]), _details_json(a["details"]), str(a["hash"])[:SHORT_HASH])
+        (str(a.seq), _time(a.time_utc), a.user, a.action, _details_json(a.details), a.hash[:SHORT_HASH])
         for a in data.audit
     )
     columns = ("Seq", "Time (UTC)", "User", "Action", "Details", "Hash")
@@ -548,7 +593,7 @@ def _layout(data: ReportData) -> list[_Block]:
     """
     return [
         _Block("title", "Facial recognition case report"),
-        _Block("subtitle", f"Case {data.reference}"),
+        _Block("subtitle", f"Case {data.case.reference}"),
         _Block("caveat", CAVEAT),
         *_section("1. Case", _case_block(data), ""),
         *_section("2. Probes", _probes_table(data), "No probes were recorded."),
@@ -641,8 +686,8 @@ def _pdf_picture(picture: _Picture, box_mm: float) -> RLImage:
 def _pdf_cell(cell: Cell, style: ParagraphStyle, table: _Table, styles: dict[str, ParagraphStyle]):
     if isinstance(cell, _Picture):
         return _pdf_picture(cell, table.picture_mm)
-    if cell is None:
-        return Paragraph(NO_IMAGE, styles["muted"])
+    if isinstance(cell, _Missing):
+        return Paragraph(_pdf_markup(cell.text), styles["muted"])
     return Paragraph(_pdf_markup(cell), style)
 
 
@@ -719,7 +764,7 @@ def _page_furniture(canvas, data: ReportData, page: int, pages: int) -> None:
     canvas.saveState()
     canvas.setFillColor(_INK)
     canvas.setFont(bold, 8.5)
-    canvas.drawString(left, height - 11 * mm, _clip(f"Case {data.reference}: facial recognition case report", 80))
+    canvas.drawString(left, height - 11 * mm, _clip(f"Case {data.case.reference}: facial recognition case report", 80))
     canvas.setFont(regular, 7.5)
     canvas.drawRightString(right, height - 11 * mm, "Investigative lead only, not an identification")
     canvas.setStrokeColor(_RULE)
@@ -769,7 +814,7 @@ def render_pdf(data: ReportData) -> bytes:
         rightMargin=15 * mm,
         topMargin=18 * mm,
         bottomMargin=17 * mm,
-        title=f"Case report {data.reference}",
+        title=f"Case report {data.case.reference}",
         author=data.generated_by,
         subject="Facial recognition case report: candidates are investigative leads, not identifications",
         creator="workbench",
@@ -777,7 +822,7 @@ def render_pdf(data: ReportData) -> bytes:
     try:
         doc.build(story, canvasmaker=_numbered_canvas(data))
     except LayoutError as exc:
-        raise WorkbenchError(f"case {data.reference}: the PDF report cannot be laid out ({exc})") from exc
+        raise WorkbenchError(f"case {data.case.reference}: the PDF report cannot be laid out ({exc})") from exc
     return buffer.getvalue()
 
 
@@ -821,8 +866,8 @@ def _html_cell(cell: Cell, table: _Table, index: int) -> str:
         uri = "data:image/png;base64," + base64.b64encode(cell.png).decode("ascii")
         size = f"max-width:{table.picture_mm}mm;max-height:{table.picture_mm}mm"
         return f'<td><img src="{uri}" alt="{_e(cell.alt)}" style="{size}"></td>'
-    if cell is None:
-        return f'<td class="noimg">{NO_IMAGE}</td>'
+    if isinstance(cell, _Missing):
+        return f'<td class="noimg">{_e(cell.text)}</td>'
     return f'<td class="mono">{_e(cell)}</td>' if index in table.mono else f"<td>{_e(cell)}</td>"
 
 
@@ -863,12 +908,12 @@ def render_html(data: ReportData) -> str:
             parts.append(_html_table(block.table))
         else:
             parts.append(_HTML_TAGS[block.kind].format(_e(block.text)))
-    footer = f"Case {_e(data.reference)}. Generated {_e(_time(data.generated_utc))} by {_e(data.generated_by)}."
+    footer = f"Case {_e(data.case.reference)}. Generated {_e(_time(data.generated_utc))} by {_e(data.generated_by)}."
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>Case report {_e(data.reference)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<title>Case report {_e(data.case.reference)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         + "\n".join(parts)
         + f"\n<footer>{footer}</footer>\n</body>\n</html>\n"
     )

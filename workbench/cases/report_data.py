@@ -1,15 +1,15 @@
 """Gather a case from the workspace into a :class:`~workbench.cases.report.ReportData`, and export it.
 
 The case store holds what was searched and decided; the gallery holds the custody images the
-candidates point to (thumbnails are cut from them at export time: a custody record deleted
-since shows as "no image"); the audit log holds the case's trail and is verified on the way.
+candidates point to (thumbnails are cut from them at export time: the report says so when a
+custody record was removed since the search, or its image file cannot be read); the audit log
+holds the case's trail and is verified on the way.
 Exporting a report is itself audited, with the sha256 of the file written.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from pathlib import Path
 
@@ -17,20 +17,12 @@ import cv2
 import numpy as np
 
 from .. import audit
-from ..types import CaseStatus, Decision, ReviewStatus, Stage
-from .store import CaseStore, png_bytes, utc_now
 from ..config import Settings
 from ..db import transaction
 from ..errors import WorkbenchError
 from ..images import load_image
-from .report import (
-    CandidateEntry,
-    DecisionEntry,
-    ProbeEntry,
-    ReportData,
-    SearchEntry,
-    write_report,
-)
+from .report import ReportData, write_report
+from .store import CaseStore, png_bytes, utc_now
 
 THUMBNAIL_PX = 160
 
@@ -41,7 +33,8 @@ def custody_crop(conn: sqlite3.Connection, face_id: int | None, *, size: int = T
     if face_id is None:
         return None
     row = conn.execute(
-        "SELECT i.path, f.x1, f.y1, f.x2, f.y2 FROM faces f JOIN custody_images i ON i.image_id = f.image_id WHERE f.face_id = ?", (int(face_id),)
+        "SELECT i.path, f.x1, f.y1, f.x2, f.y2 FROM faces f JOIN custody_images i ON i.image_id = f.image_id WHERE f.face_id = ?",
+        (int(face_id),),
     ).fetchone()
     if row is None:
         return None  # the custody record was deleted after the search
@@ -67,77 +60,50 @@ def custody_thumbnail(conn: sqlite3.Connection, face_id: int | None, *, size: in
     return None if crop is None else png_bytes(crop)
 
 
-def _decision_status(decision: Decision, superseded: set[int], review_of: dict) -> str:
-    if decision.decision_id in superseded:
-        return "superseded"
-    item = review_of.get((decision.search_id, decision.probe_id, decision.subject_id))
-    if item is None:
-        return ReviewStatus.PENDING.value
-    if decision.stage is Stage.SECOND and (item.second is None or item.second.decision_id != decision.decision_id):
-        return "superseded"  # it reviewed a first decision that was later replaced
-    return item.status.value
+def custody_thumbnails(conn: sqlite3.Connection, face_ids, *, size: int = THUMBNAIL_PX) -> dict[int, bytes | None]:
+    """PNG thumbnails (:func:`custody_thumbnail`) keyed by face id, for the faces whose custody
+    record still exists; None when the record exists but its image file cannot be read. Faces
+    whose record was removed since the search get no entry, so the report can say which of the
+    two happened rather than one "no image" for both."""
+    wanted = sorted({int(f) for f in face_ids if f is not None})
+    return {face_id: custody_thumbnail(conn, face_id, size=size) for face_id in wanted if _custody_record_exists(conn, face_id)}
+
+
+def _custody_record_exists(conn: sqlite3.Connection, face_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM faces WHERE face_id = ?", (face_id,)).fetchone() is not None
+
+
+def _audit_note(conn: sqlite3.Connection, check: audit.VerifyResult) -> str:
+    """What the chain check found, in words: the entry count and last hash, or the first bad entry."""
+    if not check.ok:
+        return f"AUDIT CHAIN BROKEN at entry {check.first_bad_seq}: {check.problem}"
+    if not check.entries:
+        return "the workspace audit log is empty"
+    return f"the workspace audit chain verified: {check.entries} entries, last hash {audit.entries(conn)[-1].hash}"
 
 
 def report_data(settings: Settings, reference: str, *, store: CaseStore | None = None) -> ReportData:
-    """Everything the case report shows, read from the workspace as it stands now."""
+    """Everything the case report shows, read from the workspace as it stands now.
+
+    Raises:
+        CaseError: no such case.
+    """
     store = store or CaseStore.open(settings)
     conn = store.conn
     case = store.case(reference)
-    runs = store.searches(reference)
-    decisions = store.decisions(case_ref=reference)
-    by_id = {d.decision_id: d for d in decisions}
-    superseded = {d.supersedes for d in decisions if d.supersedes is not None}
-    review_of, rank_of = {}, {}
-    for run in runs:
-        for item in store.review(run.search_id):
-            review_of[(item.search_id, item.probe_id, item.subject_id)] = item
-            rank_of[(item.search_id, item.probe_id, item.subject_id)] = item.rank
-
-    searches = []
-    for run in runs:
-        probes = tuple(
-            ProbeEntry(
-                probe_id=p.probe_id, source_path=p.source, source_sha256=p.source_sha256, frame_index=p.frame_index,
-                timestamp_s=p.timestamp_s, start_s=p.start_s, end_s=p.end_s, bbox_xyxy=tuple(p.bbox_xyxy) if p.bbox_xyxy else None,
-                quality=p.quality, crop_png=p.crop_png,
-            )
-            for p in run.probes
-        )
-        candidates = tuple(
-            CandidateEntry(
-                rank=c.rank, subject_id=c.subject_id, score=c.score, image_id=c.image_id, above_threshold=c.above_threshold,
-                thumbnail_png=custody_thumbnail(conn, c.face_id), probe_id=c.probe_id,
-            )
-            for c in run.candidates
-        )
-        searches.append(SearchEntry(
-            search_id=str(run.search_id), time_utc=run.time_utc, user=run.user, pack_id=str(run.pack_id),
-            gallery_version=json.dumps(run.gallery_version, sort_keys=True), top=run.top, threshold=run.threshold, mode=run.mode.value,
-            probes=probes, candidates=candidates,
-        ))
-
-    entries = []
-    for d in decisions:
-        reviewed = by_id.get(d.reviews) if d.reviews else None
-        verdict = d.verdict.value if d.verdict else (reviewed.verdict.value if reviewed and reviewed.verdict else "inconclusive")
-        entries.append(DecisionEntry(
-            decision_id=d.decision_id, search_id=str(d.search_id), subject_id=d.subject_id,
-            rank=rank_of.get((d.search_id, d.probe_id, d.subject_id), 0), stage=d.stage.value, reviewer=d.reviewer, verdict=verdict,
-            agreement=d.agreement.value if d.agreement else None, reason=d.reason, time_utc=d.time_utc, supersedes=d.supersedes,
-            status=_decision_status(d, superseded, review_of),
-        ))
-
+    runs = tuple(store.searches(reference))
     check = audit.verify(conn)
-    trail = audit.entries(conn, case_ref=reference)
-    note = (
-        f"the workspace audit chain verified: {check.entries} entries, last hash {audit.entries(conn)[-1].hash if check.entries else '-'}"
-        if check.ok else f"AUDIT CHAIN BROKEN at entry {check.first_bad_seq}: {check.problem}"
-    )
     return ReportData(
-        reference=case.reference, offence=case.offence, purpose=case.purpose, officer=case.officer, status=case.status.value,
-        created_utc=case.created_utc, closed_utc=case.updated_utc if case.status != CaseStatus.OPEN else None,
-        generated_utc=utc_now(), generated_by=store.user, searches=tuple(searches), decisions=tuple(entries),
-        audit=tuple(e.as_dict() for e in trail), audit_ok=check.ok, audit_note=note,
+        case=case,
+        searches=runs,
+        decisions=tuple(store.decisions(case_ref=reference)),
+        reviews=tuple(item for run in runs for item in store.review(run.search_id)),
+        thumbnails=custody_thumbnails(conn, (c.face_id for run in runs for c in run.candidates)),
+        audit=tuple(audit.entries(conn, case_ref=reference)),
+        audit_ok=check.ok,
+        audit_note=_audit_note(conn, check),
+        generated_utc=utc_now(),
+        generated_by=store.user,
     )
 
 
@@ -152,6 +118,3 @@ def export_report(settings: Settings, reference: str, out: str | Path, *, store:
                      details={"out": str(path), "format": path.suffix.lower().lstrip("."), "sha256": digest,
                               "searches": len(data.searches), "decisions": len(data.decisions)})
     return {"out": str(path), "sha256": digest, "searches": len(data.searches), "decisions": len(data.decisions), "audit_ok": data.audit_ok}
-
-
-
