@@ -22,6 +22,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _audit_secrets_outside_home(tmp_path_factory):
+    """Audit keys and checkpoints live outside the workspace (in the user's home by default):
+    tests keep them in a temporary folder, also for the CLI processes they start."""
+    root = tmp_path_factory.mktemp("audit-secrets")
+    saved = {name: os.environ.get(name) for name in ("WORKBENCH_AUDIT_KEY_DIR", "WORKBENCH_AUDIT_CHECKPOINT_DIR")}
+    os.environ["WORKBENCH_AUDIT_KEY_DIR"] = str(root / "keys")
+    os.environ["WORKBENCH_AUDIT_CHECKPOINT_DIR"] = str(root / "checkpoints")
+    yield root
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory) -> Path:
     """A workspace whose models/ holds the converted default pack, shared by all tests."""
