@@ -27,9 +27,12 @@ def _audit_secrets_outside_home(tmp_path_factory):
     """Audit keys and checkpoints live outside the workspace (in the user's home by default):
     tests keep them in a temporary folder, also for the CLI processes they start."""
     root = tmp_path_factory.mktemp("audit-secrets")
-    saved = {name: os.environ.get(name) for name in ("WORKBENCH_AUDIT_KEY_DIR", "WORKBENCH_AUDIT_CHECKPOINT_DIR")}
+    names = ("WORKBENCH_AUDIT_KEY_DIR", "WORKBENCH_AUDIT_CHECKPOINT_DIR", "WORKBENCH_DECLARED_USERS")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["WORKBENCH_AUDIT_KEY_DIR"] = str(root / "keys")
     os.environ["WORKBENCH_AUDIT_CHECKPOINT_DIR"] = str(root / "checkpoints")
+    # The tests act as several people (--user alice, --user bob) from one login.
+    os.environ["WORKBENCH_DECLARED_USERS"] = "true"
     yield root
     for name, value in saved.items():
         if value is None:

@@ -39,7 +39,7 @@ HOMES = {
 
 #: layer of each top-level part of the package; a module may import its own layer or below.
 LAYERS = {
-    **dict.fromkeys(["_lazy", "types", "errors", "config", "fileio", "images", "db", "audit", "samples", "settings_file"], 0),
+    **dict.fromkeys(["_lazy", "types", "errors", "config", "fileio", "images", "db", "audit", "access", "samples", "settings_file"], 0),
     "models": 1,
     **dict.fromkeys(["quality", "engine"], 2),
     **dict.fromkeys(["footage", "gallery", "cases", "evaluate"], 3),

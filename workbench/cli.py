@@ -38,7 +38,9 @@ class Output:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Retrospective facial recognition workbench")
     parser.add_argument("--home", help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
-    parser.add_argument("--user", help="user name recorded in the audit log (default: $WORKBENCH_USER or login name)")
+    parser.add_argument(
+        "--user", help="act as this user (default: $WORKBENCH_USER, else your login name); honoured only where an administrator allows it"
+    )
     parser.add_argument("--pack", help="model pack to use (default: settings, normally opencv-zoo)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(getattr(args, "json", False))
     try:
-        with Workspace(settings_from_args(args)) as workspace:
+        with Workspace(settings_from_args(args), authenticated_as=getpass.getuser()) as workspace:
             return args.func(args, workspace, out)
     except WorkbenchError as exc:
         if out.as_json:

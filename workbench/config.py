@@ -63,6 +63,10 @@ class Settings:
     dask_workers: int = 2
     #: user name recorded in the audit log.
     user: str = "unknown"
+    #: honour a user name declared with ``--user`` / ``WORKBENCH_USER`` that differs from the
+    #: authenticated one (the operating-system user for the CLI). For demos and tests; an
+    #: administrator can also allow it for one workspace (``workbench users allow-declared on``).
+    declared_users: bool = False
     #: largest file an analyst may upload through a dashboard, bytes.
     upload_max_bytes: int = 200 * 1024 * 1024
     #: folder of exhibits (footage, stills) the dashboards offer to open; None = ``<home>/exhibits``.
@@ -115,11 +119,11 @@ class Settings:
         """Where uploaded files are kept, named by their sha256 (never by the name given)."""
         return self.home / "uploads"
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def load(cls, home: str | os.PathLike | None = None, **overrides: Any) -> "Settings":
+    def load(cls, home: str | os.PathLike | None = None, **overrides: Any) -> Settings:
         """Settings for a workspace: defaults, then its workbench.toml, the environment, overrides."""
         env = os.environ
         home_path = Path(home if home is not None else env.get("WORKBENCH_HOME", DEFAULT_HOME))
@@ -172,6 +176,8 @@ def _coerce(name: str, value: Any, *, source: str) -> Any:
             return None
         raise ConfigError(f"{source}: setting {name} cannot be empty")
     try:
+        if annotation.startswith("bool"):
+            return _boolean(value)
         if annotation.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("not a whole number")
@@ -183,3 +189,14 @@ def _coerce(name: str, value: Any, *, source: str) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: setting {name} expects {annotation}, got {value!r}") from exc
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not true or false")

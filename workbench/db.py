@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import WorkbenchError
@@ -191,7 +192,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE search_candidates ADD COLUMN per_probe_json TEXT;                -- JSON list: best score per probe face
         """,
     ),
+    (
+        5,
+        "users and their roles; workspace facts (owner, whether declared user names are honoured)",
+        """
+        CREATE TABLE users (
+            name          TEXT PRIMARY KEY,            -- as the authenticating environment names the person
+            roles         TEXT NOT NULL,               -- JSON list of role names
+            active        INTEGER NOT NULL DEFAULT 1,  -- 0: the user left; kept so the record stays readable
+            added_utc     TEXT NOT NULL,
+            added_by      TEXT NOT NULL
+        );
+        CREATE TABLE workspace_facts (
+            key           TEXT PRIMARY KEY,
+            value         TEXT NOT NULL
+        );
+        """,
+    ),
 ]
+
+
+def utc_now() -> str:
+    """The time every record and audit entry carries: ISO 8601, UTC, whole seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:

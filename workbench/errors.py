@@ -15,6 +15,7 @@ value at fault and says what was expected. Third-party exceptions are translated
     ├── GalleryError           the gallery store or index cannot do what was asked
     ├── CaseError              a case does not exist, is closed, or a search ran outside a case
     ├── ReviewError            a review decision breaks the two-person rule
+    ├── AccessError            the user does not hold the role an action needs
     └── AuditError             the audit log is broken or an entry cannot be written
 """
 
@@ -63,6 +64,10 @@ class CaseError(WorkbenchError):
 
 class ReviewError(WorkbenchError):
     """A review decision breaks the two-person rule or refers to an unknown candidate."""
+
+
+class AccessError(WorkbenchError):
+    """The user does not hold the role an action needs, or is not who they say they are."""
 
 
 class AuditError(WorkbenchError):

@@ -55,7 +55,7 @@ class PackId:
         return f"{self.name}@{self.recogniser_sha256[:12]}"
 
     @classmethod
-    def parse(cls, text: str) -> "PackId":
+    def parse(cls, text: str) -> PackId:
         """The inverse of ``str()``: ``name@<64 hex>``."""
         name, sep, digest = str(text).partition("@")
         if not sep:
@@ -134,7 +134,7 @@ class Face:
     def height(self) -> float:
         return self.bbox_xyxy[3] - self.bbox_xyxy[1]
 
-    def replace(self, **changes) -> "Face":
+    def replace(self, **changes) -> Face:
         return dataclasses.replace(self, **changes)
 
     def _key(self) -> tuple:
@@ -178,7 +178,7 @@ class SearchMode(_enum.Enum):
     IDENTIFICATION = "identification"
 
     @classmethod
-    def parse(cls, value: "str | SearchMode") -> "SearchMode":
+    def parse(cls, value: str | SearchMode) -> SearchMode:
         return parse_choice(cls, value, "search mode")
 
 
@@ -427,7 +427,7 @@ class Probe:
     def n_faces(self) -> int:
         return len(self.faces)
 
-    def replace(self, **changes) -> "Probe":
+    def replace(self, **changes) -> Probe:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -509,6 +509,23 @@ class Stage(_Choice):
 
     FIRST = "first"
     SECOND = "second"
+
+
+class Role(_Choice):
+    """What a person may do in a workspace (a person may hold several roles).
+
+    * analyst: cases, footage, searches, first verdicts;
+    * reviewer: second verdicts, case reports;
+    * technical: enrolment, index rebuilds, evaluation, thresholds, settings;
+    * administrator: users and roles, model packs, removals of custody records, retention;
+    * auditor: reads the audit log and case reports, changes nothing.
+    """
+
+    ANALYST = "analyst"
+    REVIEWER = "reviewer"
+    TECHNICAL = "technical"
+    ADMINISTRATOR = "administrator"
+    AUDITOR = "auditor"
 
 
 class ReviewStatus(_Choice):

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Settings
-from .errors import CaseError, FootageError, WorkbenchError
+from .errors import AccessError, CaseError, FootageError, WorkbenchError
 from .types import (
     Agreement,
     Case,
@@ -54,6 +54,7 @@ from .types import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .access import AccessControl
     from .cases.investigate import ReplayResult
     from .cases.store import CaseStore
     from .engine import FaceEngine
@@ -77,24 +78,33 @@ class Workspace:
             demo); by default one is built on first use.
     """
 
-    def __init__(self, settings: Settings, *, engine: FaceEngine | None = None):
-        if not str(settings.home).strip():
-            raise WorkbenchError("the workspace folder must not be empty: give --home DIR or set WORKBENCH_HOME")
+    def __init__(self, settings: Settings, *, engine: FaceEngine | None = None, authenticated_as: str | None = None):
         if settings.home.exists() and not settings.home.is_dir():
             raise WorkbenchError(f"{settings.home}: is a file, not a workspace folder")
         self.settings = settings
+        #: who the environment authenticated (the OS user for the CLI); None = trust settings.user.
+        self.authenticated_as = authenticated_as
         self._engine = engine
         self._gallery: Gallery | None = None
         self._cases: CaseStore | None = None
+        self._access: AccessControl | None = None
         self._lock = threading.RLock()
 
     @classmethod
     def open(
-        cls, home: str | os.PathLike | None = None, *, user: str | None = None, engine: FaceEngine | None = None, **overrides
+        cls,
+        home: str | os.PathLike | None = None,
+        *,
+        user: str | None = None,
+        engine: FaceEngine | None = None,
+        authenticated_as: str | None = None,
+        **overrides,
     ) -> Workspace:
         """Open (creating if needed) the workspace in ``home`` (default ``$WORKBENCH_HOME`` or
-        ``./workspace``) as ``user``; ``overrides`` are settings (``min_face_px=40``...)."""
-        return cls(Settings.load(home, user=user, **overrides), engine=engine)
+        ``./workspace``) as ``user``; ``overrides`` are settings (``min_face_px=40``...).
+        ``authenticated_as``: who the environment authenticated, when it differs from ``user``
+        only where declared names are allowed (see :mod:`workbench.access`)."""
+        return cls(Settings.load(home, user=user, **overrides), engine=engine, authenticated_as=authenticated_as)
 
     # -- what it holds ----------------------------------------------------------------------------
 
@@ -134,6 +144,45 @@ class Workspace:
                 self._cases = CaseStore.open(self.settings)
             return self._cases
 
+    @property
+    def access(self) -> AccessControl:
+        """Users and roles (see :mod:`workbench.access`); the first user to open a workspace owns it."""
+        with self._lock:
+            if self._access is None:
+                from .access import AccessControl
+
+                access = AccessControl(self.cases.conn)
+                self._check_identity(access)
+                access.claim(self.user)
+                self._access = access
+            return self._access
+
+    def _check_identity(self, access: AccessControl) -> None:
+        """A declared user name differing from the authenticated one is honoured only where
+        allowed; the audit log then records both names."""
+        declared, real = self.user, self.authenticated_as
+        if real is None or declared == real:
+            return
+        if not (self.settings.declared_users or access.declared_users_allowed):
+            raise AccessError(
+                f"you are {real}; acting as {declared!r} is not allowed in this workspace "
+                "(an administrator can allow declared user names: `workbench users allow-declared on`)"
+            )
+        from . import audit
+        from .db import transaction
+
+        with transaction(self.cases.conn):
+            audit.append(
+                self.cases.conn, user=declared, action="session.declared_user", details={"declared": declared, "authenticated": real}
+            )
+
+    def require(self, action: str) -> None:
+        """Refuse (and audit the refusal) unless the user may take ``action`` (an action name of
+        :data:`workbench.access.ACTIONS`); for callers that act outside the Workspace's own methods."""
+        self.access.require(self.user, action)
+
+    _require = require
+
     def close(self) -> None:
         """Close the database connections and the loaded index (the engine is kept by callers
         that passed it in)."""
@@ -144,6 +193,7 @@ class Workspace:
             if self._cases is not None:
                 self._cases.conn.close()
                 self._cases = None
+            self._access = None
 
     def __enter__(self) -> Workspace:
         return self
@@ -163,12 +213,14 @@ class Workspace:
         Raises:
             CaseError: unknown case without offence and purpose to create it, or not open.
         """
+        self._require("case.read")
         with self._lock:
             try:
                 case = self.cases.case(reference)
             except CaseError:
                 if not (offence or purpose):
                     raise
+                self._require("case.new")
                 return self.cases.new_case(reference, offence=offence or "", purpose=purpose or "", officer=officer)
             if case.status is not CaseStatus.OPEN:
                 raise CaseError(f"case {reference!r} is {case.status.value}: reopen it to search in it")
@@ -176,21 +228,26 @@ class Workspace:
 
     def new_case(self, reference: str, *, offence: str, purpose: str, officer: str | None = None) -> Case:
         """Open a new case (the purpose says why searching is necessary; required)."""
+        self._require("case.new")
         with self._lock:
             return self.cases.new_case(reference, offence=offence, purpose=purpose, officer=officer)
 
     def case(self, reference: str) -> Case:
+        self._require("case.read")
         with self._lock:
             return self.cases.case(reference)
 
     def list_cases(self, status: CaseStatus | str | None = None) -> list[Case]:
+        self._require("case.read")
         with self._lock:
             return self.cases.cases(None if status is None else CaseStatus.parse(status))
 
     def set_case_status(self, reference: str, status: CaseStatus | str, *, reason: str = "") -> Case:
         """Close, archive or reopen a case (audited)."""
+        status = CaseStatus.parse(status)
+        self._require("case.archive" if status is CaseStatus.ARCHIVED else "case.status")
         with self._lock:
-            return self.cases.set_status(reference, CaseStatus.parse(status), reason=reason)
+            return self.cases.set_status(reference, status, reason=reason)
 
     # -- exhibits and uploads -----------------------------------------------------------------------
 
@@ -202,6 +259,7 @@ class Workspace:
             WorkbenchError: the file is empty or larger than ``settings.upload_max_bytes``, or
                 its suffix is not one of an image or a video.
         """
+        self._require("upload")
         import hashlib
         import re
 
@@ -230,6 +288,7 @@ class Workspace:
 
     def exhibits(self) -> list[Path]:
         """Image and video files in the exhibits folder (sub-folders included), sorted."""
+        self._require("footage.extract")
         from .footage import VIDEO_SUFFIXES
         from .images import IMAGE_SUFFIXES
 
@@ -264,6 +323,7 @@ class Workspace:
         Raises:
             FootageError: the source cannot be read at all (partial damage is a warning).
         """
+        self._require("footage.extract")
         from .footage import Sampling, extract
 
         fps = self.settings.footage_fps if fps is None else float(fps)
@@ -281,12 +341,14 @@ class Workspace:
 
     def probe_from_track(self, footage: FootageResult, track_id: int) -> Probe:
         """A probe from a face track: its good faces fused, the best shot as the face shown."""
+        self._require("search.run")
         from .cases.investigate import probe_from_track
 
         return probe_from_track(footage, int(track_id))
 
     def probes_from_still(self, path: str | os.PathLike) -> list[Probe]:
         """One probe per face the detector finds in a still image, most prominent first."""
+        self._require("search.run")
         from .cases.investigate import probes_from_image
         from .fileio import sha256_file
 
@@ -308,6 +370,7 @@ class Workspace:
             bbox_xyxy: the box in pixels of that still or frame.
             frame_index, timestamp_s: the frame of the footage the box was drawn on.
         """
+        self._require("search.run")
         from .cases.investigate import probe_from_box
         from .fileio import sha256_file
         from .footage import FootageResult
@@ -335,6 +398,7 @@ class Workspace:
         Raises:
             CaseError: two probes would share an id (the same file given twice).
         """
+        self._require("search.run")
         from .cases.investigate import fuse_probes, probes_from_path
 
         if not paths:
@@ -373,6 +437,7 @@ class Workspace:
             CaseError: the case is unknown or not open (checked first).
             PackMismatchError, GalleryError: the probes' pack is not the gallery's; empty gallery.
         """
+        self._require("search.run")
         from .cases.investigate import search_and_record
 
         probes = [probes] if isinstance(probes, Probe) else list(probes)
@@ -394,21 +459,25 @@ class Workspace:
     def search_files(self, case_ref: str, paths: Sequence[str | os.PathLike], *, fuse: bool = False, **options) -> SearchRun:
         """:meth:`search` on the probes of image or video files (the command line's search).
         The case is checked before any file is read."""
+        self._require("search.run")
         with self._lock:
             self.cases.require_open(case_ref)
         probes = self.probes_from_files(paths, fuse=fuse)
         return self.search(case_ref, probes, **options)
 
     def search_run(self, search_id: int) -> SearchRun:
+        self._require("case.read")
         with self._lock:
             return self.cases.search(int(search_id))
 
     def searches(self, case_ref: str) -> list[SearchRun]:
+        self._require("case.read")
         with self._lock:
             return self.cases.searches(case_ref)
 
     def replay(self, search_id: int) -> ReplayResult:
         """Re-run a recorded search with its probe embeddings and settings; say what changed."""
+        self._require("search.replay")
         from .cases.investigate import replay
 
         with self._lock:
@@ -420,6 +489,7 @@ class Workspace:
         self, search_id: int, subject_id: str, verdict: Verdict | str, reason: str, *, probe_id: str | None = None
     ) -> Decision:
         """The first reviewer's verdict on a candidate, with a reason (supersedes an earlier one)."""
+        self._require("review.first")
         with self._lock:
             return self.cases.record_first(int(search_id), subject_id, Verdict.parse(verdict), reason, probe_id=probe_id)
 
@@ -427,21 +497,25 @@ class Workspace:
         self, search_id: int, subject_id: str, agreement: Agreement | str, reason: str, *, probe_id: str | None = None
     ) -> Decision:
         """A second, different person confirms or disagrees with the current first verdict."""
+        self._require("review.second")
         with self._lock:
             return self.cases.record_second(int(search_id), subject_id, Agreement.parse(agreement), reason, probe_id=probe_id)
 
     def review_status(self, search_id: int) -> list[CandidateReview]:
         """Where the review of every candidate of a search stands, in the order shown."""
+        self._require("case.read")
         with self._lock:
             return self.cases.review(int(search_id))
 
     def decisions(self, case_ref: str) -> list[Decision]:
+        self._require("case.read")
         with self._lock:
             return self.cases.decisions(case_ref=case_ref)
 
     def awaiting_second_review(self) -> list[CandidateReview]:
         """Candidates of searches in open or closed cases that have a current first verdict and
         no current second one, oldest search first: the reviewer's queue."""
+        self._require("case.read")
         from .types import ReviewStatus
 
         waiting = []
@@ -462,6 +536,7 @@ class Workspace:
     def custody_face(self, face_id: int, *, size: int = 320) -> np.ndarray | None:
         """The custody photo's face (box plus a margin, at most ``size`` px), RGB; None when the
         record or its file is gone."""
+        self._require("gallery.read")
         from .cases.report_data import custody_crop
 
         with self._lock:
@@ -471,6 +546,7 @@ class Workspace:
 
     def export_report(self, case_ref: str, out: str | os.PathLike) -> dict:
         """Write the case report (PDF or HTML by suffix); the export is audited with its sha256."""
+        self._require("report.export")
         from .cases.report_data import export_report
 
         with self._lock:
@@ -478,6 +554,7 @@ class Workspace:
 
     def verify_audit(self):
         """Check the audit chain; the result names the first entry that fails."""
+        self._require("audit.read")
         from . import audit
 
         with self._lock:
@@ -485,6 +562,7 @@ class Workspace:
 
     def export_audit(self, out: str | os.PathLike, *, case_ref: str | None = None) -> int:
         """Write the audit log (or one case's entries) as CSV; returns the number of entries."""
+        self._require("audit.read")
         from . import audit
 
         with self._lock:
@@ -507,6 +585,7 @@ class Workspace:
         CSV report (``report_path``, default ``<home>/reports/enrol-<time>.csv``).
         ``progress(images_done, images_total)`` after each batch of ``batch_size`` images.
         """
+        self._require("gallery.enrol")
         from .gallery.enrol import DEFAULT_BATCH, enrol, items_from_folder, items_from_manifest
 
         if (folder is None) == (manifest is None):
@@ -525,16 +604,42 @@ class Workspace:
                 progress=progress,
             )
 
-    def rebuild_index(self) -> dict:
+    def rebuild_index(self, *, n_trees: int | None = None) -> dict:
+        """Build a new Annoy index from the store and swap it in atomically (``n_trees``: default
+        from settings); returns the build's manifest."""
+        self._require("gallery.rebuild")
         with self._lock:
-            return self.gallery.rebuild()
+            return self.gallery.rebuild(n_trees=n_trees)
 
     def gallery_stats(self) -> dict:
+        self._require("gallery.read")
         with self._lock:
             return self.gallery.stats()
 
     def remove_subject(self, subject_id: str, *, vacuum: bool = True) -> dict:
         """Delete a subject with every image, face and embedding (audited; gone from search at
         once). ``vacuum`` rewrites the database so the deleted bytes leave the file."""
+        self._require("gallery.remove")
         with self._lock:
             return self.gallery.remove_subject(subject_id, vacuum=vacuum)
+
+    # -- users and roles (administrators) -----------------------------------------------------------
+
+    def users(self) -> list:
+        """Every user the workspace knows, with their roles."""
+        self._require("users.manage")
+        with self._lock:
+            return self.access.users()
+
+    def set_user(self, name: str, roles: Sequence[str]) -> object:
+        """Add a user or replace their roles; from then on roles apply as assigned (audited)."""
+        with self._lock:
+            return self.access.set_user(self.user, name, roles)
+
+    def deactivate_user(self, name: str) -> object:
+        with self._lock:
+            return self.access.deactivate(self.user, name)
+
+    def allow_declared_users(self, allowed: bool) -> None:
+        with self._lock:
+            self.access.allow_declared(self.user, allowed)

@@ -25,13 +25,12 @@ import io
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from .. import audit
-from ..db import connect, transaction
+from ..db import connect, transaction, utc_now
 from ..errors import CaseError, ReviewError
 from ..fileio import sha256_file
 from ..types import (
@@ -51,11 +50,6 @@ from ..types import (
     Stage,
     Verdict,
 )
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
 
 # ---------------------------------------------------------------------------------------------
 # The store

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 EXIT_OK, EXIT_ERROR = 0, 1
 
 #: modules under workbench/commands, in the order they appear in ``workbench --help``.
-COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "settings", "serve", "demo"]
+COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "users", "settings", "serve", "demo"]
 
 
 @contextlib.contextmanager

@@ -28,6 +28,8 @@ def _evaluation_lines(result: dict) -> list[str]:
 def cmd_evaluate_pairs(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_pairs
 
+    ws.require("evaluate")
+
     with progress_bar("embedding", "img", enabled=not args.json) as bar:
         result = evaluate_pairs(ws.engine, Path(args.pairs), Path(args.images), aligned=args.aligned, progress=bar)
     out.emit(result, _evaluation_lines(result))
@@ -36,6 +38,8 @@ def cmd_evaluate_pairs(args, ws: Workspace, out: Output) -> int:
 
 def cmd_evaluate_identification(args, ws: Workspace, out: Output) -> int:
     from ..evaluate import evaluate_identification
+
+    ws.require("evaluate")
 
     with progress_bar("embedding", "img", enabled=not args.json) as bar:
         result = evaluate_identification(ws.engine, Path(args.gallery), Path(args.probes), aligned=args.aligned, progress=bar)

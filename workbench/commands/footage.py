@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
     from ..footage import DEFAULT_CHUNK_S, FootageWarning, Sampling, extract_many
 
+    ws.require("footage.extract")
+
     sampling = Sampling(fps=None if args.every_frame else (args.fps or ws.settings.footage_fps), start_s=args.start, end_s=args.end)
     with warnings.catch_warnings():
         # Each result carries its warnings; they are printed below, once, in the output.

@@ -42,7 +42,7 @@ def cmd_enrol(args, ws: Workspace, out: Output) -> int:
 
 
 def cmd_rebuild(args, ws: Workspace, out: Output) -> int:
-    manifest = ws.gallery.rebuild(n_trees=args.n_trees)
+    manifest = ws.rebuild_index(n_trees=args.n_trees)
     if manifest["build_id"] is None:
         out.emit({"build_id": None, "count": 0}, "the gallery is empty: no index (any previous one was deleted)")
         return EXIT_OK

@@ -28,6 +28,8 @@ def cmd_models_list(args, ws: Workspace, out: Output) -> int:
 def cmd_models_import(args, ws: Workspace, out: Output) -> int:
     from ..models import Preprocessing, import_pack
 
+    ws.require("models.import")
+
     preprocessing = None
     if args.mean is not None or args.std is not None or args.channels is not None:
         preprocessing = Preprocessing(

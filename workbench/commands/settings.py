@@ -21,6 +21,8 @@ def cmd_settings_show(args, ws: Workspace, out: Output) -> int:
 def cmd_settings_set(args, ws: Workspace, out: Output) -> int:
     from ..settings_file import set_setting
 
+    ws.require("settings.change")
+
     old, new = set_setting(ws.settings, args.name, args.value)
     out.emit({"setting": args.name, "old": old, "new": new}, f"{args.name}: {old} -> {new} (recorded in the audit log)")
     return EXIT_OK

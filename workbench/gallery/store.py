@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import audit
 from ..config import Settings
-from ..db import connect, transaction
+from ..db import connect, transaction, utc_now
 from ..errors import GalleryError, PackMismatchError
 from ..types import Face, PackId
 
@@ -67,10 +67,6 @@ def blobs_to_matrix(blobs: list[bytes], dim: int | None = None) -> np.ndarray:
         return np.zeros((0, dim or 0), np.float32)
     matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32, copy=False)
     return matrix.reshape(len(blobs), -1)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
