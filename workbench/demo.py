@@ -106,10 +106,16 @@ def build_demo_workspace(ws: Workspace) -> dict:
     try:
         ws.case(DEMO_CASE)
     except CaseError:
-        ws.new_case(DEMO_CASE, offence="demonstration", purpose="show the workbench on images shipped with installed packages", officer="demo")
+        ws.new_case(
+            DEMO_CASE, offence="demonstration", purpose="show the workbench on images shipped with installed packages", officer="demo"
+        )
     return {
-        "custody": str(custody), "probe": str(probe), "clip": str(clip), "case": DEMO_CASE,
-        "enrolment": summary.as_dict(), "expected": f"DEMO-T1-{DEMO_PERSON}",
+        "custody": str(custody),
+        "probe": str(probe),
+        "clip": str(clip),
+        "case": DEMO_CASE,
+        "enrolment": summary.as_dict(),
+        "expected": f"DEMO-T1-{DEMO_PERSON}",
     }
 
 

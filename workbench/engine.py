@@ -165,7 +165,7 @@ class FaceEngine:
         self.detection_threshold = self.settings.detection_threshold or self.detector.default_threshold
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, threads: int = 0) -> "FaceEngine":
+    def from_settings(cls, settings: Settings, *, threads: int = 0) -> FaceEngine:
         """The engine for ``settings.pack`` in ``settings.home`` (the default pack is converted on first use)."""
         return cls(read_pack(settings.models_dir, settings.pack), settings, threads=threads)
 

@@ -44,5 +44,7 @@ def set_setting(settings: Settings, name: str, raw_value: str) -> tuple[object, 
     conn = connect(settings.db_path)
     with transaction(conn):
         atomic_write(path, tomli_w.dumps(data).encode(), mode=0o644)
-        audit.append(conn, user=settings.user, action="settings.change", details={"setting": name, "old": old, "new": new, "file": str(path)})
+        audit.append(
+            conn, user=settings.user, action="settings.change", details={"setting": name, "old": old, "new": new, "file": str(path)}
+        )
     return old, new
