@@ -19,7 +19,9 @@ def cmd_demo(args, ws: Workspace, out: Output) -> int:
 
     home, user = ws.home, ws.user
     ws.close()
-    return serve(home, port=args.port or 8866, host=args.host, extra_env={"WORKBENCH_USER": user})
+    return serve(
+        home, port=args.port or 8866, host=args.host, extra_env={"WORKBENCH_USER": user}, max_upload_bytes=ws.settings.upload_max_bytes
+    )
 
 
 def register(commands, add) -> None:

@@ -20,7 +20,14 @@ def cmd_serve(args, ws: Workspace, out: Output) -> int:
     home, user = ws.home, ws.user
     home.mkdir(parents=True, exist_ok=True)
     ws.close()  # the dashboards' kernels open the workspace themselves
-    return serve(home, port=args.port, host=args.host, open_browser=args.open, extra_env={"WORKBENCH_USER": user})
+    return serve(
+        home,
+        port=args.port,
+        host=args.host,
+        open_browser=args.open,
+        extra_env={"WORKBENCH_USER": user},
+        max_upload_bytes=ws.settings.upload_max_bytes,
+    )
 
 
 def register(commands, add) -> None:

@@ -319,16 +319,33 @@ class FootageResult:
         return {t.track_id: crop_box(image, t.best.face.bbox_xyxy, margin) for t, image in zip(self.tracks, images)}
 
     def save_best_shots(self, folder: str | os.PathLike, *, margin: float = 0.5) -> dict[int, Path]:
-        """Write each track's best shot as JPEG: ``<name>_<sha256[:8]>_track<id>.jpg``."""
+        """Write each track's best shot as JPEG: ``<name>_<sha256[:8]>_track<id>.jpg``, owner-only
+        (0600; a folder that does not exist is created 0700): they are face images.
+
+        Raises:
+            FootageError: ``folder`` is a file or cannot be written.
+        """
+        import io
+
         from PIL import Image
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        from ..errors import WorkbenchError
+        from ..fileio import atomic_write, checked_output_dir, os_error_message
+
+        try:
+            folder = checked_output_dir(folder, what="folder for face crops")
+        except WorkbenchError as exc:
+            raise FootageError(str(exc)) from exc
         stem = Path(self.info.path).stem or "footage"
         written = {}
         for track_id, crop in self.best_shots(margin=margin).items():
             target = folder / f"{stem}_{self.info.sha256[:8]}_track{track_id:03d}.jpg"
-            Image.fromarray(crop).save(target, quality=95)
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, format="JPEG", quality=95)
+            try:
+                atomic_write(target, buffer.getvalue())
+            except OSError as exc:
+                raise FootageError(f"cannot save the face crops: {os_error_message(exc)}") from exc
             written[track_id] = target
         return written
 

@@ -52,6 +52,7 @@ def voila_command(
     host: str = "127.0.0.1",
     preheat: bool = False,
     python: str = sys.executable,
+    max_upload_bytes: int = 200 * 1024 * 1024,
 ) -> list[str]:
     """The command line that runs Voila on ``notebooks_dir`` (default: the project's ``notebooks/``)."""
     folder = Path(notebooks_dir) if notebooks_dir is not None else DEFAULT_NOTEBOOKS
@@ -65,6 +66,9 @@ def voila_command(
         "--show_tracebacks=False",
         "--theme=light",
         f"--preheat_kernel={preheat}",
+        # An upload travels as one websocket message; Tornado's default limit (10 MiB) would drop
+        # bigger files without a word, so the limit follows the workspace's upload cap.
+        f"--Voila.tornado_settings={{'websocket_max_message_size': {int(max_upload_bytes) + (1 << 20)}}}",
     ]  # fmt: skip
 
 
@@ -133,6 +137,7 @@ def serve(
     open_browser: bool = False,
     notebooks_dir: str | os.PathLike | None = None,
     extra_env: Mapping[str, str] | None = None,
+    max_upload_bytes: int = 200 * 1024 * 1024,
 ) -> int:
     """Serve the dashboards for workspace ``home`` until Ctrl-C (or SIGTERM); return an exit status.
 
@@ -147,7 +152,11 @@ def serve(
     if not port_is_free(host, port):
         print(f"error: port {port} on {host} is in use; choose another port", file=sys.stderr)
         return 1
-    process = subprocess.Popen(voila_command(folder, port=port, host=host), env=server_env(home, extra_env), start_new_session=True)
+    process = subprocess.Popen(
+        voila_command(folder, port=port, host=host, max_upload_bytes=max_upload_bytes),
+        env=server_env(home, extra_env),
+        start_new_session=True,
+    )
     url = server_url(host, port)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = (signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)) if main_thread else None
