@@ -122,24 +122,9 @@ def identification_metrics(
         gallery_labels: G distinct identity labels.
         failed_probe_labels: labels of probes that failed to enrol; mated ones count as misses.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    gallery_labels = list(gallery_labels)
-    if len(set(gallery_labels)) != len(gallery_labels):
-        raise ValueError("gallery labels must be distinct (one column per identity)")
-    column = {label: j for j, label in enumerate(gallery_labels)}
-    mate_scores, mate_ranks, nonmated_top = [], [], []
-    for i, label in enumerate(probe_labels):
-        row = scores[i]
-        if label in column:
-            j = column[label]
-            mate_scores.append(row[j])
-            mate_ranks.append(1 + int(np.sum(row > row[j])))
-            others = np.delete(row, j)
-            if others.size:
-                nonmated_top.append(float(others.max()))
-        elif row.size:
-            nonmated_top.append(float(row.max()))
-    failed_mated = sum(1 for label in failed_probe_labels if label in column)
+    mate_scores, mate_ranks, nonmated_top = identification_score_sets(scores, probe_labels, gallery_labels)
+    known = set(gallery_labels)
+    failed_mated = sum(1 for label in failed_probe_labels if label in known)
     n_mated = len(mate_ranks) + failed_mated
     if n_mated == 0:
         raise WorkbenchError("identification needs probes whose identity is in the gallery; none found")
@@ -157,6 +142,35 @@ def identification_metrics(
         "n_nonmated_searches": len(nonmated_top),
         "gallery_identities": len(gallery_labels),
     }
+
+
+def identification_score_sets(
+    scores: np.ndarray, probe_labels: Sequence[str], gallery_labels: Sequence[str]
+) -> tuple[list[float], list[int], list[float]]:
+    """The searches behind the identification figures, from a probe x gallery-identity matrix.
+
+    Returns ``(mate_scores, mate_ranks, nonmated_top)``: for each probe whose identity is in the
+    gallery, its mate's score and rank (1 = top); and the top score of every non-mated search
+    (probes not in the gallery, and mated probes searched again without their own identity).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    gallery_labels = list(gallery_labels)
+    if len(set(gallery_labels)) != len(gallery_labels):
+        raise ValueError("gallery labels must be distinct (one column per identity)")
+    column = {label: j for j, label in enumerate(gallery_labels)}
+    mate_scores, mate_ranks, nonmated_top = [], [], []
+    for i, label in enumerate(probe_labels):
+        row = scores[i]
+        if label in column:
+            j = column[label]
+            mate_scores.append(float(row[j]))
+            mate_ranks.append(1 + int(np.sum(row > row[j])))
+            others = np.delete(row, j)
+            if others.size:
+                nonmated_top.append(float(others.max()))
+        elif row.size:
+            nonmated_top.append(float(row.max()))
+    return mate_scores, mate_ranks, nonmated_top
 
 
 def _threshold_at_fpir(nonmated_top: np.ndarray, target: float) -> float:
@@ -224,8 +238,14 @@ def read_pairs(pairs_csv: Path, images_dir: Path) -> list[tuple[Path, Path, int]
     return pairs
 
 
-def evaluate_pairs(engine, pairs_csv: Path, images_dir: Path, *, aligned: bool = False, progress: Progress | None = None) -> dict:
-    """Verification figures for the pairs in ``pairs_csv`` (see the module docstring)."""
+def evaluate_pairs(
+    engine, pairs_csv: Path, images_dir: Path, *, aligned: bool = False, progress: Progress | None = None, return_scores: bool = False
+) -> dict:
+    """Verification figures for the pairs in ``pairs_csv`` (see the module docstring).
+
+    ``return_scores`` adds ``scores`` (cosine per pair, in file order, -1 for a failure to
+    enrol) and ``labels`` (1 same person, 0 not), for plots.
+    """
     pairs = read_pairs(pairs_csv, images_dir)
     unique = sorted({p for a, b, _ in pairs for p in (a, b)})
     embedded = embed_images(engine, unique, aligned=aligned, progress=progress)
@@ -243,6 +263,8 @@ def evaluate_pairs(engine, pairs_csv: Path, images_dir: Path, *, aligned: bool =
         pack_id=str(engine.pack_id),
         aligned=aligned,
     )
+    if return_scores:
+        result.update(scores=scores, labels=labels)
     return result
 
 
@@ -263,9 +285,14 @@ def labelled_images(folder: Path) -> list[tuple[str, Path]]:
 
 
 def evaluate_identification(
-    engine, gallery_dir: Path, probes_dir: Path, *, aligned: bool = False, progress: Progress | None = None
+    engine, gallery_dir: Path, probes_dir: Path, *, aligned: bool = False, progress: Progress | None = None, return_scores: bool = False
 ) -> dict:
-    """Identification figures: every probe against every gallery identity (exact search)."""
+    """Identification figures: every probe against every gallery identity (exact search).
+
+    ``return_scores`` adds ``scores`` (probes x gallery identities, cosine, max over each
+    identity's images; probes that failed to enrol left out), ``probe_labels`` and
+    ``gallery_labels``, for plots.
+    """
     gallery = labelled_images(gallery_dir)
     probes = labelled_images(probes_dir)
     n_gallery, n_probes = len(gallery), len(probes)
@@ -298,6 +325,8 @@ def evaluate_identification(
         pack_id=str(engine.pack_id),
         aligned=aligned,
     )
+    if return_scores:
+        result.update(scores=scores.tolist(), probe_labels=[label for label, _ in probe_items], gallery_labels=identities)
     return result
 
 
@@ -325,3 +354,107 @@ def make_pairs(folder: Path, *, per_identity: int = 30, seed: int = 0) -> list[t
             pairs.append((files[rng.integers(len(files))], by_identity[other][rng.integers(len(by_identity[other]))], 0))
     return pairs
 
+
+# ---------------------------------------------------------------------------------------------
+# Plots: matplotlib figures for technical staff (made, never shown or saved here). The
+# object-oriented Figure is used, not pyplot, so no global figure state is touched and plots
+# can be drawn in a dashboard's worker thread.
+
+
+def _figure(width_in: float = 5.6, height_in: float = 3.8):
+    from matplotlib.figure import Figure  # only callers that plot pay for matplotlib
+
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def _split(scores: Sequence[float], same: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    scores, same = np.asarray(scores, dtype=np.float64), np.asarray(same, dtype=int)
+    if scores.shape != same.shape or scores.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-D of equal length, got {scores.shape} and {same.shape}")
+    return scores[same == 1], scores[same == 0]
+
+
+def rates_at_threshold(scores: Sequence[float], same: Sequence[int], threshold: float) -> dict:
+    """False match rate (non-mated scores >= threshold) and false non-match rate (mated scores
+    below it) at one threshold, with the counts behind them."""
+    mated, nonmated = _split(scores, same)
+    false_matches, misses = int(np.sum(nonmated >= threshold)), int(np.sum(mated < threshold))
+    return {
+        "threshold": float(threshold),
+        "fmr": false_matches / len(nonmated) if len(nonmated) else None,
+        "fnmr": misses / len(mated) if len(mated) else None,
+        "false_matches": false_matches,
+        "false_non_matches": misses,
+        "n_mated": len(mated),
+        "n_nonmated": len(nonmated),
+    }
+
+
+def plot_score_distributions(
+    scores: Sequence[float],
+    same: Sequence[int],
+    *,
+    thresholds: dict[str, float | None] | None = None,
+    title: str = "Comparison scores",
+    mated_label: str = "same person (mated)",
+    nonmated_label: str = "different people (non-mated)",
+):
+    """Histograms of mated and non-mated scores (cosine on x, share of each group on y), with a
+    vertical line at each named threshold (None values are skipped)."""
+    mated, nonmated = _split(scores, same)
+    fig = _figure()
+    ax = fig.add_subplot()
+    bins = np.linspace(min(-0.2, float(np.min(scores, initial=0))), 1.0, 49)
+    for values, label, colour in ((nonmated, nonmated_label, "tab:red"), (mated, mated_label, "tab:blue")):
+        if len(values):
+            share = np.full(len(values), 1 / len(values))  # each group sums to 1, whatever its size
+            ax.hist(values, bins=bins, weights=share, alpha=0.55, color=colour, label=f"{label}, n={len(values)}")
+    for (name, value), style in zip((thresholds or {}).items(), ("-", "--", ":", "-.")):
+        if value is not None:
+            ax.axvline(value, color="black", linestyle=style, linewidth=1, label=f"{name}: {value:.3f}")
+    ax.set(xlabel="similarity score (cosine)", ylabel="share of each group", title=title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_roc(scores: Sequence[float], same: Sequence[int], *, title: str = "ROC: true match rate against false match rate"):
+    """ROC with the false match rate on a log axis (where operating points lie), FMR targets marked."""
+    _split(scores, same)
+    fpr, tpr, _ = roc_curve(np.asarray(same, dtype=int), np.asarray(scores, dtype=np.float64))
+    floor = 0.5 / max(1, int(np.sum(np.asarray(same) == 0)))  # FMR 0 drawn at half the smallest measurable rate
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.step(np.maximum(fpr, floor), tpr, where="post", color="tab:blue")
+    for target in FMR_TARGETS:
+        ax.axvline(target, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set(xlim=(floor, 1.0), ylim=(0.0, 1.02), xlabel="false match rate (log)", ylabel="true match rate", title=title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_det(scores: Sequence[float], same: Sequence[int], *, title: str = "DET: false non-match rate against false match rate"):
+    """DET curve, both rates on log axes; a rate of 0 is drawn at half the smallest measurable one."""
+    mated, nonmated = _split(scores, same)
+    fpr, tpr, _ = roc_curve(np.asarray(same, dtype=int), np.asarray(scores, dtype=np.float64))
+    fmr_floor, fnmr_floor = 0.5 / max(1, len(nonmated)), 0.5 / max(1, len(mated))
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.step(np.maximum(fpr, fmr_floor), np.maximum(1 - tpr, fnmr_floor), where="post", color="tab:purple")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlim=(fmr_floor, 1.0), ylim=(fnmr_floor, 1.0), xlabel="false match rate (log)", ylabel="false non-match rate (log)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def plot_cmc(cmc: Sequence[float], *, title: str = "CMC: mate found within the top k"):
+    """Cumulative match characteristic: share of mated searches whose mate is at rank k or better."""
+    ranks = np.arange(1, len(cmc) + 1)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(ranks, cmc, marker="o", color="tab:green")
+    ax.set(xlim=(0.5, len(cmc) + 0.5), ylim=(0.0, 1.02), xlabel="rank k", ylabel="identification rate", title=title)
+    ax.set_xticks(ranks[:: max(1, len(ranks) // 10)])
+    ax.grid(alpha=0.3)
+    return fig

@@ -121,9 +121,13 @@ class TaskRunner:
         self.background = background
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="320px"))
         self.label = widgets.Label()
-        self.cancel_button = widgets.Button(description="Cancel", button_style="warning", tooltip="stop this action; what was done so far is kept")
+        self.cancel_button = widgets.Button(
+            description="Cancel", button_style="warning", tooltip="stop this action; what was done so far is kept"
+        )
         self.cancel_button.on_click(lambda _: self.cancel())
-        self.widget = widgets.HBox([self.progress, self.label, self.cancel_button], layout=widgets.Layout(display="none", align_items="center"))
+        self.widget = widgets.HBox(
+            [self.progress, self.label, self.cancel_button], layout=widgets.Layout(display="none", align_items="center")
+        )
         self.widget.add_class("wb-task")
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
