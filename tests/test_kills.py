@@ -174,9 +174,9 @@ def test_four_processes_at_once(home, tmp_path, t1_path):
         command(home, "tech", "gallery", "rebuild", "--json"),
     ]
     processes = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in jobs]
-    results = [(p.wait(300), p.stdout.read(), p.stderr.read()) for p in processes]
-    for (status, out, err), argv in zip(results, jobs):
-        assert status == 0 and "Traceback" not in err, (argv, err)
+    outputs = [p.communicate(timeout=300) for p in processes]  # reads both pipes: no process blocks on a full one
+    for process, (_, err), argv in zip(processes, outputs, jobs):
+        assert process.returncode == 0 and "Traceback" not in err, (argv, err)
     verify(home)
     consistent(home)
     with Workspace(Settings(home=home, user="auditor")) as ws:
