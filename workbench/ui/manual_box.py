@@ -147,7 +147,8 @@ class ManualBoxPanel:
             [
                 hint(
                     "For a face the detector missed, or boxed badly: choose the frame, drag a box round the face on the picture "
-                    "(or type the box), then click 'Add manual face'."
+                    "(or type the box), then click 'Add manual face'. Box the face from the brows to the chin and ear to ear: "
+                    "a loose or shifted box matches less well, and a detected face is the better probe when there is one."
                 ),
                 widgets.HBox([self.frame_slider, self.frame_label], layout=widgets.Layout(align_items="center")),
                 picture_area,
