@@ -11,7 +11,9 @@ Prints, for the default pack:
   detector call on one 640x640 canvas times the number of canvases the pyramid needs, so the
   ratio shows our overhead, not the cost of searching more canvases;
 * end to end: faces per second through ``FaceEngine.analyse`` on InsightFace's t1.jpg;
-* peak resident memory of each scenario, each run in its own process.
+* peak resident memory of each scenario: each runs in its own fresh process (``--child``) and
+  reports that process's own high-water mark (VmHWM, see :mod:`peak_memory`; ru_maxrss would
+  carry over this parent's peak, which includes converting the models).
 
 Figures, never assertions: wall time depends on the machine and its load (printed).
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import peak_rss_mb, peak_source
 
 SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920), "4000x3000": (3000, 4000)}
 
@@ -95,6 +97,7 @@ def scenario_analyse(home: str, repeat: int) -> dict:
 
 
 def _run_isolated(args: list[str]) -> dict:
+    """One scenario in a fresh interpreter (``--child``); its JSON result, with its own peak RSS in MB."""
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -108,7 +111,7 @@ def _child(argv: list[str]) -> None:
         result = scenario_detect(home, repeat, rest[0], int(rest[1]))
     else:
         result = scenario_analyse(home, repeat)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
@@ -125,23 +128,28 @@ def main() -> None:
     from workbench.models import ensure_default_pack
 
     ensure_default_pack(Path(home) / "models")
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min)")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min); "
+          f"peak RSS per scenario from its own process ({peak_source()})")
 
     e = _run_isolated(["embed", home, str(args.repeat), str(args.batch)])
     print(f"\nembedding (SFace, batch {args.batch}):")
     print(f"  FaceEngine.embed_aligned {e['faces_per_s']:8.0f} faces/s   raw session.run {e['raw_faces_per_s']:8.0f} faces/s   "
-          f"overhead x{e['overhead']:.2f}   one at a time {e['unbatched_faces_per_s']:.0f} faces/s   peak {e['peak_rss_mb']:.0f} MB")
+          f"overhead x{e['overhead']:.2f}   one at a time {e['unbatched_faces_per_s']:.0f} faces/s   "
+          f"peak {e['peak_rss_mb']:.0f} MB")
 
     print("\ndetection (YuNet), ms per image:")
-    print(f"  {'image':<10} {'min face':>8} {'canvases':>8} {'ours ms':>9} {'raw ms x canvases':>18} {'overhead':>9} {'faces':>6} {'peak MB':>8}")
+    print(f"  {'image':<10} {'min face':>8} {'canvases':>8} {'ours ms':>9} {'raw ms x canvases':>18} {'overhead':>9} "
+          f"{'faces':>6} {'peak MB':>8}")
     for size in SIZES:
         for min_face in (20, 80):
             d = _run_isolated(["detect", home, str(args.repeat), size, str(min_face)])
+            overhead = f"x{d['overhead']:.2f}"
             print(f"  {size:<10} {min_face:>6}px {d['canvases']:>8} {d['ms']:>9.1f} {d['raw_ms_per_canvas'] * d['canvases']:>18.1f} "
-                  f"{'x%.2f' % d['overhead']:>9} {d['faces']:>6} {d['peak_rss_mb']:>8.0f}")
+                  f"{overhead:>9} {d['faces']:>6} {d['peak_rss_mb']:>8.0f}")
 
     a = _run_isolated(["analyse", home, str(args.repeat)])
-    print(f"\nend to end (t1.jpg 1280x886, {a['faces']} faces): {a['ms_per_image']:.0f} ms/image, {a['faces_per_s']:.1f} faces/s, peak {a['peak_rss_mb']:.0f} MB")
+    print(f"\nend to end (t1.jpg 1280x886, {a['faces']} faces): {a['ms_per_image']:.0f} ms/image, {a['faces_per_s']:.1f} faces/s, "
+          f"peak {a['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,12 @@ sampled:
 * cluster: ``distributed.extract_on_dask`` on a LocalCluster of ``--workers`` single-threaded
   worker processes, the video cut into ``--chunk-s`` chunks.
 
-Each scenario runs in its own process so its peak resident memory (ru_maxrss; for the cluster,
-the client's and the largest worker's) is its own. Figures, never assertions: wall time depends
-on the machine and on its load, printed beside them (other engineers share the cores).
+Each scenario runs in its own fresh process (``--scenario``) and reports that process's own peak
+resident memory, MB: VmHWM read in the process at the end (see :mod:`peak_memory`; ru_maxrss
+would carry over the peak of this parent, which holds every packet of the looped video). For
+the cluster: the client process's peak and the largest worker's, each read inside the worker.
+Figures, never assertions: wall time depends on the machine and on its load, printed beside
+them (other engineers share the cores).
 """
 
 from __future__ import annotations
@@ -27,21 +30,18 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from peak_memory import peak_rss_mb, peak_source
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLIPS = {"1080p": "street_royal_opera_house.mp4", "640x480": "openmpf_hikers_video_02.mp4"}
 SCENARIOS = ("decode", "detect", "single", "cluster")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
 def loop_video(source: Path, target: Path, seconds: float) -> float:
@@ -116,8 +116,8 @@ def scenario_single(video: str, fps: float, home: str, **_) -> dict:
 
 
 def scenario_cluster(video: str, fps: float, home: str, workers: int = 2, chunk_s: float = 10.0, **_) -> dict:
-    from workbench.footage.distributed import dask_client, extract_on_dask
     from workbench.footage import Sampling
+    from workbench.footage.distributed import dask_client, extract_on_dask
 
     settings = _settings(home, dask_workers=workers)
     with dask_client(settings) as client:
@@ -127,13 +127,26 @@ def scenario_cluster(video: str, fps: float, home: str, workers: int = 2, chunk_
         start = time.perf_counter()
         (result,) = extract_on_dask([video], settings, sampling=Sampling(fps=fps), chunk_s=chunk_s, client=client)
         wall = time.perf_counter() - start
-        worker_rss = client.run(peak_rss_mb)
+        # Read in each worker (a process of its own since the cluster started in this scenario).
+        worker_rss = client.run(_worker_peak_rss_mb)
     return {
         "wall_s": wall,
         "frames": result.frames_sampled,
         "tracks": len(result.tracks),
         "worker_peak_rss_mb": round(max(worker_rss.values()), 1),
     }
+
+
+def _worker_peak_rss_mb() -> float:
+    """Peak RSS (MB) of the Dask worker process this runs in.
+
+    Defined here and importing :mod:`peak_memory` when called, so cloudpickle ships it by value
+    (this is ``__main__``) and the worker needs nothing but the bench folder on its path, which
+    the spawned worker inherits.
+    """
+    from peak_memory import peak_rss_mb as worker_peak
+
+    return worker_peak()
 
 
 def run_child(args) -> None:
@@ -167,7 +180,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-footage-") as tmp:
         home = Path(tmp) / "home"
         ensure_default_pack(home / "models")
-        print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+        print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores; "
+              f"peak RSS per scenario from its own process ({peak_source()})")
         print(f"sampling {args.fps:g} frames/s; cluster: {args.workers} workers x 1 thread, chunks of {args.chunk_s:g} s")
         rows = []
         for size in args.sizes or sorted(CLIPS, reverse=True):

@@ -12,7 +12,10 @@ What it measures, per gallery size (number of subjects):
   re-ranked exactly, as :class:`workbench.gallery.store.LiveView` does for every search.
 * Exact numpy search on the same data: single-probe latency p50/p99 and batched throughput
   (matrix-matrix, float32), through the same ``LiveView.nearest_faces`` the workbench runs.
-* Peak resident memory: of this process, and of a fresh process that only loads the 1M build
+* Peak resident memory, MB, each of a process of its own (VmHWM read in that process, see
+  :mod:`peak_memory`): of the process that runs one gallery size (generates the data, builds
+  the index for each ``n_trees``, searches), started fresh for every size so no size inherits
+  another's allocations; and of a fresh process that only loads the largest build
   (memory-mapped) and searches it, which is what a workstation running searches pays.
 
 Data (labelled SYNTHETIC in every output): vectors of the pack's dimension drawn from
@@ -51,10 +54,16 @@ Exact numpy search (same data; single probe p50 / batch of 256, ms per probe)::
     103k    8.7  / 1.27                 2.3  / 0.43
     1.00M   140  / 6.1                  20.8 / 3.6   (index at 4M, same quiet run: 282 ms)
 
-Real probes (glint24 crops against their 20 gallery crops) lost no mate at any setting.
+Real probes (glint24 crops against their 20 gallery crops) lost no mate at any setting, which
+says little about real galleries: the synthetic model's shared direction is not the real
+embeddings' (cosine -0.13 between the means; a real face scores -0.02 +- 0.09 against synthetic
+ones, 0.11 +- 0.09 against real strangers), so the synthetic faces never crowd the real ones and
+Annoy's splits keep the ~700 real faces apart; tests/test_gallery_shared_data.py saw no real mate
+lost even at search_k 60, where synthetic probes lost about half.
 Peak memory at 1M: a fresh process that maps the 16-tree build and runs 200 index and 200 exact
 searches peaks at 1.34 GB resident (the 512 MB embedding matrix and the 0.7 GB Annoy file);
-this benchmark process peaks at 3.0 GB (it also generates the data and builds).
+the process that generated, built and searched the 1M gallery peaked at 3.0 GB (measured
+before each size ran in its own process; re-run to refresh).
 
 Reading: Annoy's misses depend on search_k, hardly on n_trees; meeting the target needs search_k
 growing with the gallery (about 8 per face at 100k, 4 per face at 1M), and then a query costs
@@ -70,7 +79,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -83,28 +91,16 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from peak_memory import peak_rss_mb, peak_source, run_fresh
+
 from workbench.gallery.index import LiveView, load_build, new_build
+
 from synthetic import SFACE_MODEL, calibrate, model_stats, score_stats
 
 TOP = 20
 #: faces asked per probe, as search.py asks first (top x 3).
 FACES_ASKED = 3 * TOP
 SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, MB.
-
-    VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec,
-    so a child started by a big benchmark would report the parent's peak.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def load_average() -> str:
@@ -296,15 +292,27 @@ def run_size(subjects: int, args, real: dict | None, workdir: Path) -> dict:
         build.close()
         if subjects == max(args.sizes) and n_trees == args.memory_trees:
             result["serve_peak_rss_mb"] = serve_memory(folder, probes[:200], args.memory_search_k)
-            print(f"fresh process, load build + 200 index and 200 exact searches: peak RSS {result['serve_peak_rss_mb']:.0f} MB", flush=True)
+            print(f"fresh process, load build + 200 index and 200 exact searches: peak RSS {result['serve_peak_rss_mb']:.0f} MB",
+                  flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     result["load_after"] = load_average()
-    result["bench_peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def run_size_fresh(subjects: int, args, real: dict | None, workdir: Path) -> dict:
+    """:func:`run_size` in a fresh spawned process; its result with ``size_peak_rss_mb``, that process's own peak (MB)."""
+    result, peak = run_fresh(run_size, subjects, args, real, workdir)
+    result["size_peak_rss_mb"] = peak
+    print(f"process that ran {subjects:,} subjects: peak RSS {peak:.0f} MB ({peak_source()})", flush=True)
     return result
 
 
 def serve_memory(folder: Path, probes: np.ndarray, search_k: int) -> float:
-    """Peak RSS (MB) of a fresh process that loads the build and searches it both ways."""
+    """Peak RSS (MB) of a fresh process that loads the build and searches it both ways.
+
+    A subprocess (fresh interpreter) that reads its own VmHWM at the end, so neither the size's
+    process that built the index nor this one's data generation counts.
+    """
     probe_file = folder.parent / "serve-probes.npy"
     np.save(probe_file, probes)
     out = subprocess.run([sys.executable, __file__, "--_serve", str(folder), str(probe_file), str(search_k)],
@@ -317,7 +325,8 @@ def _serve(folder: str, probe_file: str, search_k: str) -> None:
     probes = np.load(probe_file)
     view = index_view(build)
     latencies_ms(view, probes, use_index=True, search_k=int(search_k))
-    exact = LiveView(None, build, np.zeros(build.count, bool), np.zeros(0, np.int64), np.zeros((0, probes.shape[1]), np.float32), build.count)
+    exact = LiveView(None, build, np.zeros(build.count, bool), np.zeros(0, np.int64), np.zeros((0, probes.shape[1]), np.float32),
+                     build.count)
     exact.nearest_faces(probes, FACES_ASKED, use_index=False, search_k=-1)
     print(peak_rss_mb())
 
@@ -380,9 +389,12 @@ def main() -> int:
     print(f"bench_index: {os.cpu_count()} cores, load {load_average()}, model {SFACE_MODEL.as_dict()}")
     if real is not None:
         print(f"real SFace embeddings: {len(real['glint_x'])} glint24 crops, {len(real['portraits'])} ISS portraits")
-    results = [run_size(size, args, real, args.workdir) for size in args.sizes]
+    results = [run_size_fresh(size, args, real, args.workdir) for size in args.sizes]
     print_table(results, args)
-    print(f"peak RSS of this process {peak_rss_mb():.0f} MB; load now {load_average()}")
+    print("peak RSS, each from its own process: " + "; ".join(
+        f"{r['subjects']:,} subjects {r['size_peak_rss_mb']:.0f} MB"
+        + (f" (serving the build: {r['serve_peak_rss_mb']:.0f} MB)" if "serve_peak_rss_mb" in r else "") for r in results)
+        + f"; load now {load_average()}")
     if args.out:
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2))
     return 0

@@ -13,12 +13,14 @@ from workbench.cli import main
 
 from conftest import face_crop
 from factories import jpeg, save
+from test_gallery_support import copy_home, sample_folder, sample_home  # noqa: F401  (fixtures)
 
 
 def run_cli(*args, home, check=True):
     """Run ``python -m workbench`` in a subprocess; returns the CompletedProcess."""
     env = {**os.environ, "WORKBENCH_USER": "cli-test"}
-    proc = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -44,17 +46,70 @@ def test_faces_reports_each_bad_file_and_continues(workspace, t1_path, tmp_path,
     assert f"{t1_path}: 6 face(s)" in out
 
 
-def test_compare_same_and_different_people(workspace, tmp_path, t1_rgb, t1_faces, capsys):
+#: JSON scores carry 4 decimals: a flag is only checked against a score this far from the threshold.
+ROUNDING = 1e-4
+
+
+def assert_flags_follow_scores(candidates, threshold) -> None:
+    """Every candidate is flagged exactly when its score reaches the threshold."""
+    for c in candidates:
+        if abs(c["score"] - threshold) > ROUNDING:
+            assert c["above_threshold"] is (c["score"] > threshold), c
+
+
+def test_compare_flags_by_the_threshold_in_force(workspace, tmp_path, t1_rgb, t1_faces, engine, capsys, monkeypatch):
+    """Same person above the pack's threshold, different people below; a threshold setting moves the flag, not the score."""
     a = save(face_crop(t1_rgb, t1_faces[0]), tmp_path / "a.png")
     a_again = save(jpeg(face_crop(t1_rgb, t1_faces[0], margin=0.9), 30), tmp_path / "a2.png")
     b = save(face_crop(t1_rgb, t1_faces[3]), tmp_path / "b.png")
-    scores = {}
-    for name, (x, y) in {"same": (a, a_again), "different": (a, b)}.items():
-        assert main(["--home", str(workspace), "compare", str(x), str(y), "--json"]) == 0
-        scores[name] = json.loads(capsys.readouterr().out)
-    assert scores["same"]["above_threshold"] is True and scores["different"]["above_threshold"] is False
-    assert scores["same"]["score"] > scores["different"]["score"] + 0.4
-    assert scores["same"]["threshold"] == pytest.approx(0.363)
+
+    def compare_both() -> dict:
+        out = {}
+        for name, (x, y) in {"same": (a, a_again), "different": (a, b)}.items():
+            assert main(["--home", str(workspace), "compare", str(x), str(y), "--json"]) == 0
+            out[name] = json.loads(capsys.readouterr().out)
+        return out
+
+    default = compare_both()
+    same, different = default["same"]["score"], default["different"]["score"]
+    assert same > different + 0.4
+    assert {d["threshold"] for d in default.values()} == {engine.pack.default_threshold}
+    assert default["same"]["above_threshold"] is True and default["different"]["above_threshold"] is False
+    assert_flags_follow_scores(default.values(), engine.pack.default_threshold)
+    # Above both scores nothing is flagged; below both, both are; the scores never move.
+    for threshold, flags in ((min(1.0, same + 0.05), (False, False)), (different - 0.05, (True, True))):
+        monkeypatch.setenv("WORKBENCH_THRESHOLD", f"{threshold:.4f}")
+        moved = compare_both()
+        assert (moved["same"]["above_threshold"], moved["different"]["above_threshold"]) == flags
+        assert (moved["same"]["score"], moved["different"]["score"]) == (same, different)
+        assert moved["same"]["threshold"] == pytest.approx(threshold)
+
+
+def test_search_threshold_option_decides_which_candidates_are_flagged(tmp_path, sample_home, t1_path, engine, capsys):
+    """``search --threshold T`` flags exactly the candidates scoring at least T; without it, the pack's threshold."""
+    home = copy_home(sample_home, tmp_path / "ws")
+    assert main(["--home", str(home), "case", "new", "CLI-1", "--offence", "burglary", "--purpose", "threshold test"]) == 0
+    capsys.readouterr()
+
+    def search(*extra) -> dict:
+        assert main(["--home", str(home), "search", str(t1_path), "--case", "CLI-1", "--top", "8", *extra, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    default = search()
+    candidates = [c for p in default["probes"] for c in p["candidates"]]
+    assert default["threshold"] == engine.pack.default_threshold and len(candidates) == 6 * 8
+    assert_flags_follow_scores(candidates, default["threshold"])
+    flagged = sum(c["above_threshold"] for c in candidates)
+    assert 6 <= flagged < len(candidates)  # each face's own custody crop, few strangers
+    # A threshold halfway down the scores: about half flagged, whatever the pack's default says.
+    scores = sorted({c["score"] for c in candidates})
+    threshold = round((scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2, 4)
+    lowered = search("--threshold", str(threshold))
+    again = [c for p in lowered["probes"] for c in p["candidates"]]
+    assert lowered["threshold"] == threshold
+    assert [(c["subject_id"], c["score"]) for c in again] == [(c["subject_id"], c["score"]) for c in candidates]
+    assert_flags_follow_scores(again, threshold)
+    assert sum(c["above_threshold"] for c in again) != flagged
 
 
 def test_compare_without_a_face_names_the_file(workspace, tmp_path, t1_path):
@@ -95,7 +150,8 @@ def test_models_import_cli_with_the_shared_pack(scrfd_mfn_folder, tmp_path, caps
 def test_compare_fr_examples(workspace, shared_data):
     train = shared_data / "faces" / "fr_examples" / "train"
     same = json.loads(run_cli("compare", train / "obama" / "obama.jpg", train / "obama" / "obama2.jpg", "--json", home=workspace).stdout)
-    different = json.loads(run_cli("compare", train / "obama" / "obama.jpg", train / "biden" / "biden.jpg", "--json", home=workspace).stdout)
+    different = json.loads(run_cli("compare", train / "obama" / "obama.jpg", train / "biden" / "biden.jpg", "--json",
+                                   home=workspace).stdout)
     assert same["score"] > 0.6 and same["above_threshold"]
     assert different["score"] < 0.25 and not different["above_threshold"]
 

@@ -217,7 +217,7 @@ def _accuracy(engine, glint_pairs, preprocessing) -> float:
 
 @pytest.mark.shared_data
 def test_wrong_preprocessing_costs_sface_accuracy(engine, glint_pairs):
-    """Measured here: RGB 0..255 0.990, BGR 0.975, (x-127.5)/127.5 0.596 on 480 glint24 pairs."""
+    """The pack's RGB 0..255 beats BGR and (x-127.5)/127.5 on 480 glint24 pairs (figures: bench/bench_accuracy.py)."""
     right = _accuracy(engine, glint_pairs, Preprocessing("RGB", 0.0, 1.0))
     assert right > 0.97
     assert _accuracy(engine, glint_pairs, Preprocessing("BGR", 0.0, 1.0)) < right - 0.005
@@ -226,7 +226,7 @@ def test_wrong_preprocessing_costs_sface_accuracy(engine, glint_pairs):
 
 @pytest.mark.shared_data
 def test_wrong_preprocessing_costs_mobilefacenet_accuracy(scrfd_mfn_folder, tmp_path, glint_pairs):
-    """Measured here: RGB (x-127.5)/128 0.965, BGR 0.944, raw 0..255 0.677 on the same pairs."""
+    """The pack's RGB (x-127.5)/128 beats BGR and raw 0..255 on the same pairs (figures: bench/bench_accuracy.py)."""
     from workbench.config import Settings
     from workbench.engine import FaceEngine
     from workbench.models import import_pack

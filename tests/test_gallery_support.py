@@ -16,16 +16,26 @@ import pytest
 from PIL import Image, ImageFilter
 
 from workbench.config import Settings
-from workbench.gallery.store import EnrolledImage, Gallery, SubjectRecord
 from workbench.gallery.enrol import enrol, items_from_folder
-from synthetic import SFACE_MODEL
+from workbench.gallery.index import load_build, read_manifest
+from workbench.gallery.store import EnrolledImage, Gallery, SubjectRecord
 from workbench.images import load_image
 from workbench.types import Face
 
 from conftest import face_crop
+from synthetic import SFACE_MODEL
 
 T1_SUBJECTS = [f"T1-{i}" for i in range(1, 7)]
 SAMPLE_SUBJECTS = T1_SUBJECTS + ["HANKS", "COLLINS"]
+
+#: the index's accuracy target: at most this many mated probes in 1,000 whose mate exact search
+#: lists but the index does not (README "Gallery", the comment on ``index_search_k`` in config).
+ANN_MISS_TARGET_PER_1000 = 1.0
+#: Annoy nodes inspected per indexed face that met the target in bench/bench_index.py (about 8 per
+#: face at 100k faces, 4 at 1M). Tests scale search_k with their gallery instead of taking the
+#: 4M default, which on a few thousand faces exceeds n_trees x faces: Annoy then visits every
+#: face, and "the index agrees with exact search" would hold by construction.
+SEARCH_K_PER_FACE = 8
 
 
 def new_home(root: Path, session_home: Path) -> Path:
@@ -52,7 +62,9 @@ def save_image(path: Path, rgb: np.ndarray, *, quality: int | None = None) -> Pa
     return path
 
 
-def degrade(rgb: np.ndarray, *, scale: float = 1.0, jpeg: int | None = None, blur: float = 0.0, gain: float = 1.0, grey: bool = False) -> np.ndarray:
+def degrade(
+    rgb: np.ndarray, *, scale: float = 1.0, jpeg: int | None = None, blur: float = 0.0, gain: float = 1.0, grey: bool = False
+) -> np.ndarray:
     """A worse copy of an image, as CCTV would give it: smaller, blurred, compressed, darker."""
     image = Image.fromarray(rgb)
     if scale != 1.0:
@@ -114,6 +126,41 @@ def add_synthetic(home: Path, pack_id, **kwargs):
         for start in range(0, len(images), 2000):
             gallery.add_images(images[start : start + 2000], audit_details={"synthetic": True})
     return probes, subjects
+
+
+def ann_added_misses(by_index, by_exact, mates) -> tuple[int, int]:
+    """Misses the index adds, as (lost, listed).
+
+    ``by_index`` and ``by_exact``: candidate lists of the same probes, in order; ``mates``: the
+    subject id each probe should find. listed: probes whose mate is in the exact list; lost: those
+    of them whose mate is not in the index's list. A mate the exact list lacks is the recogniser's
+    miss, not the index's, and counts in neither number.
+    """
+    found = [(mate in exact.subject_ids, mate in index.subject_ids) for index, exact, mate in zip(by_index, by_exact, mates, strict=True)]
+    listed = sum(1 for in_exact, _ in found if in_exact)
+    lost = sum(1 for in_exact, in_index in found if in_exact and not in_index)
+    return lost, listed
+
+
+def index_shape(home: Path) -> tuple[int, int]:
+    """(faces, n_trees) of the workspace's index build."""
+    manifest = read_manifest(Path(home) / "index")
+    assert manifest is not None, f"{home}: no index build"
+    return int(manifest["count"]), int(manifest["n_trees"])
+
+
+def annoy_coverage(home: Path, probes: np.ndarray, search_k: int) -> np.ndarray:
+    """Share of the indexed faces Annoy looks at for each probe at ``search_k`` (1.0 = all of them).
+
+    Annoy gathers candidates from the trees' leaves until it holds ``search_k`` (duplicates
+    across trees included), then ranks the distinct ones; asking for every item returns exactly
+    the distinct faces it gathered. Below 1.0 the index can miss a mate; at 1.0 it cannot.
+    """
+    build = load_build(Path(home) / "index")
+    try:
+        return np.array([len(build.query(p, build.count, search_k)) / build.count for p in probes])
+    finally:
+        build.close()
 
 
 def probe_face(embedding: np.ndarray, pack_id) -> Face:
