@@ -3,12 +3,14 @@
 * ``voila_server``: one Voila server for the session (``workbench.ui.serve.voila_command``),
   serving an empty temporary notebooks folder with a temporary workspace as ``WORKBENCH_HOME``.
   Tests add notebooks with ``voila_server.add_notebook(name, *cells)``; Voila reads the folder
-  at each request, so they appear without a restart. ``running_voila(home, notebooks, log)``
-  starts another one, e.g. on the project's own ``notebooks/``.
+  at each request, so they appear without a restart. ``running_voila(home, notebooks, log,
+  extra_env=...)`` starts another one, e.g. on the project's own ``notebooks/`` (``PROJECT_NOTEBOOKS``)
+  as a given person (``{"WORKBENCH_USER": "analyst1"}``: the dashboards' user, see ``ui.session``).
 * ``browser`` (session) and ``page`` (per test): Chromium from Debian, because Playwright's
   own browser download is not reachable here. Skipped with the reason when it is absent.
   Pages reach only this machine, as on an analyst's offline workstation.
-* ``screenshot(step)``: saves ``tests/browser/artifacts/<test>/<step>.png`` for a person to look at.
+* ``screenshot(step)``: saves ``tests/browser/artifacts/<test>/<step>.png`` for a person to look at;
+  ``screenshot(step, full_page=False)`` saves only the window (1280x800), ``element=`` only a part of it.
 
 Every test here is marked ``browser``.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from workbench.ui.serve import server_env, server_url, stop, voila_command, wait_until_ready
+from workbench.ui.serve import DEFAULT_NOTEBOOKS, server_env, server_url, stop, voila_command, wait_until_ready
 
 CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 # No sandbox: CI runs as root. The next flags stop Chromium calling home, which on a closed
@@ -47,6 +49,7 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+PROJECT_NOTEBOOKS = DEFAULT_NOTEBOOKS  # the dashboards analysts use: notebooks/ of the project
 SERVER_START_TIMEOUT = 120  # seconds; a cold start on 2 busy cores takes a few
 PAGE_TIMEOUT_MS = 60_000  # a dashboard page waits for a fresh kernel to run its notebook
 
@@ -92,10 +95,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_voila(home: Path, notebooks: Path, log: Path) -> Iterator[VoilaServer]:
-    """Voila on a free port until the block ends; then its whole process group (kernels too) goes."""
+def running_voila(home: Path, notebooks: Path, log: Path, extra_env: dict[str, str] | None = None) -> Iterator[VoilaServer]:
+    """Voila on a free port until the block ends; then its whole process group (kernels too) goes.
+
+    ``extra_env`` reaches the server and its kernels (``WORKBENCH_USER``: who the dashboards act as).
+    """
     port = free_port()
-    env = server_env(home, {"JUPYTER_CONFIG_DIR": str(log.parent / "jupyter-config")})  # no stray user config
+    env = server_env(home, {"JUPYTER_CONFIG_DIR": str(log.parent / "jupyter-config"), **(extra_env or {})})  # no stray user config
     started = time.monotonic()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -144,15 +150,51 @@ def page(browser):
     context.close()
 
 
+#: tallest full-page picture, CSS pixels (a longer page is cut there).
+FULL_PAGE_MAX_PX = 8000
+
+
+def whole_page(page, path: Path) -> None:
+    """Screenshot of the whole page, also when a panel scrolls instead of the document.
+
+    Voila 0.5 scrolls its ``#rendered_cells`` panel, not the document, so Playwright's
+    ``full_page`` sees only the window. The window is made as tall as the panel's content for
+    the picture, then given back its size.
+    """
+    hidden = page.evaluate(
+        """() => Math.max(0, ...[...document.querySelectorAll('*')]
+            .filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))
+            .map(e => e.scrollHeight - e.clientHeight))"""
+    )
+    size = page.viewport_size
+    if not hidden or size is None:
+        page.screenshot(path=path, full_page=True)
+        return
+    page.set_viewport_size({"width": size["width"], "height": min(FULL_PAGE_MAX_PX, size["height"] + int(hidden))})
+    try:
+        page.wait_for_timeout(200)  # one layout pass at the new size
+        page.screenshot(path=path, full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
 @pytest.fixture
 def screenshot(page, request):
-    """``screenshot("step")`` saves the full page as artifacts/<test>/<step>.png and returns the path."""
+    """``screenshot("step")`` saves the full page as artifacts/<test>/<step>.png and returns the path.
+
+    ``full_page=False``: only what the window shows; ``element``: only that locator's box.
+    """
     folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
 
-    def save(step: str) -> Path:
+    def save(step: str, *, full_page: bool = True, element=None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{step}.png"
-        page.screenshot(path=path, full_page=True)
+        if element is not None:
+            element.screenshot(path=path)
+        elif full_page:
+            whole_page(page, path)
+        else:
+            page.screenshot(path=path)
         return path
 
     return save

@@ -96,7 +96,7 @@ def hint(text: str) -> widgets.HTML:
 
 def caption(lines: Iterable[str]) -> widgets.HTML:
     """Lines of already-escaped HTML under a picture, centred."""
-    return widgets.HTML('<div style="text-align:center;line-height:1.3">' + "<br>".join(lines) + "</div>")
+    return widgets.HTML('<div style="text-align:center;line-height:1.3;overflow-wrap:anywhere">' + "<br>".join(lines) + "</div>")
 
 
 def set_disabled(controls: Iterable[widgets.Widget], disabled: bool) -> None:

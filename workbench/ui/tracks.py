@@ -65,7 +65,11 @@ class TrackCard:
             [
                 picture(thumbnail, THUMB_PX, alt="frame unreadable"),
                 caption(
-                    [f"<b>Track {track.track_id}</b>", f"{track.start_s:.1f}&ndash;{track.end_s:.1f} s, {track.n_faces} faces", quality]
+                    [
+                        f"<b>Track {track.track_id}</b>",
+                        f"{track.start_s:.1f}&ndash;{track.end_s:.1f} s, {plural(track.n_faces, 'face')}",
+                        quality,
+                    ]
                 ),
                 self.select,
                 self.frames_button,
