@@ -40,6 +40,16 @@ import numpy as np
 
 from .config import Settings
 from .errors import AccessError, CaseError, FootageError, WorkbenchError
+from .fileio import (
+    PRIVATE_FILE,
+    checked_output_dir,
+    checked_output_path,
+    make_private_dir,
+    os_error_message,
+    os_reason,
+    permission_warning,
+    private_umask,
+)
 from .types import (
     Agreement,
     Case,
@@ -69,6 +79,30 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 
 
+def _prepare_home(home: Path) -> str | None:
+    """Create the workspace folder owner-only (0700) if it does not exist; return (and log) a
+    warning when an existing one is readable by other users.
+
+    Raises:
+        WorkbenchError: the path is empty, names a file, or the folder cannot be created.
+    """
+    if not str(home).strip():
+        raise WorkbenchError("the workspace folder must not be empty: give --home DIR or set WORKBENCH_HOME")
+    if os.path.lexists(home) and not home.is_dir():
+        what = "a file" if home.exists() else "a broken or looping symbolic link"
+        raise WorkbenchError(f"{home}: is {what}, not a workspace folder; give --home a folder (a new one makes a new workspace)")
+    if not home.is_dir():
+        try:
+            make_private_dir(home)
+        except OSError as exc:
+            raise WorkbenchError(f"{home}: cannot create the workspace folder ({os_reason(exc)})") from exc
+        return None
+    warning = permission_warning(home)
+    if warning:
+        log.warning(warning)
+    return warning
+
+
 class Workspace:
     """One workspace folder opened for one user. Use :meth:`open`; close it (or use ``with``).
 
@@ -79,9 +113,9 @@ class Workspace:
     """
 
     def __init__(self, settings: Settings, *, engine: FaceEngine | None = None, authenticated_as: str | None = None):
-        if settings.home.exists() and not settings.home.is_dir():
-            raise WorkbenchError(f"{settings.home}: is a file, not a workspace folder")
         self.settings = settings
+        #: why the workspace is readable by other users (logged as a warning), or None.
+        self.permission_warning = _prepare_home(settings.home)
         #: who the environment authenticated (the OS user for the CLI); None = trust settings.user.
         self.authenticated_as = authenticated_as
         self._engine = engine
@@ -123,7 +157,8 @@ class Workspace:
             if self._engine is None:
                 from .engine import FaceEngine
 
-                self._engine = FaceEngine.from_settings(self.settings)
+                with private_umask():  # the default pack is converted into models/ on first use
+                    self._engine = FaceEngine.from_settings(self.settings)
             return self._engine
 
     @property
@@ -220,6 +255,9 @@ class Workspace:
             except CaseError:
                 if not (offence or purpose):
                     raise
+                from .cases.investigate import check_reference
+
+                reference = check_reference(reference)
                 self._require("case.new")
                 return self.cases.new_case(reference, offence=offence or "", purpose=purpose or "", officer=officer)
             if case.status is not CaseStatus.OPEN:
@@ -227,7 +265,15 @@ class Workspace:
             return case
 
     def new_case(self, reference: str, *, offence: str, purpose: str, officer: str | None = None) -> Case:
-        """Open a new case (the purpose says why searching is necessary; required)."""
+        """Open a new case (the purpose says why searching is necessary; required).
+
+        Raises:
+            CaseError: a reference that is empty, longer than 64 characters or holds control
+                characters; missing offence or purpose; the reference exists already.
+        """
+        from .cases.investigate import check_reference
+
+        reference = check_reference(reference)
         self._require("case.new")
         with self._lock:
             return self.cases.new_case(reference, offence=offence, purpose=purpose, officer=officer)
@@ -252,14 +298,16 @@ class Workspace:
     # -- exhibits and uploads -----------------------------------------------------------------------
 
     def save_upload(self, name: str, data: bytes) -> Path:
-        """Keep an uploaded file in ``<home>/uploads`` under its sha256 (the name given only
-        decides the suffix, so a name can never point outside the folder), and return the path.
+        """Keep an uploaded file as ``<home>/uploads/<sha256>/<name>`` and return the path.
+
+        The folder is the content's sha256, so the name given can never choose where a file goes:
+        it is reduced to letters, digits, ``.``, ``-`` and ``_`` (at most 80) and only labels the
+        file, so probes and reports show the analyst's name for it.
 
         Raises:
             WorkbenchError: the file is empty or larger than ``settings.upload_max_bytes``, or
                 its suffix is not one of an image or a video.
         """
-        self._require("upload")
         import hashlib
         import re
 
@@ -275,15 +323,17 @@ class Workspace:
                 f"{name}: {size / 1e6:.1f} MB is more than the upload limit of "
                 f"{self.settings.upload_max_bytes / 1e6:.0f} MB (setting upload_max_bytes)"
             )
-        suffix = Path(str(name)).suffix.lower()
+        given = Path(str(name).replace("\\", "/")).name
+        suffix = Path(given).suffix.lower()
         if not re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) or suffix not in (IMAGE_SUFFIXES | VIDEO_SUFFIXES):
             known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
             raise WorkbenchError(f"{name}: not an image or video file name (expected one of {known})")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(given).stem).strip("._-")[:80] or "upload"
         digest = hashlib.sha256(data).hexdigest()
-        target = self.settings.uploads_dir / f"{digest}{suffix}"
+        target = self.settings.uploads_dir / digest / f"{stem}{suffix}"
         if not target.exists():
             atomic_write(target, bytes(data))
-        log.info("upload %s kept as %s", name, target.name)
+        log.info("upload %s kept as %s", name, target.relative_to(self.settings.uploads_dir))
         return target
 
     def exhibits(self) -> list[Path]:
@@ -403,6 +453,10 @@ class Workspace:
 
         if not paths:
             raise CaseError("give at least one probe image or video")
+        names = [Path(p).name for p in paths]
+        if not fuse and len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise CaseError(f"two probe files have the same name ({', '.join(twice)}): rename one, or give each once")
         probes = [p for path in paths for p in probes_from_path(path, self.engine, fuse=fuse)]
         if fuse and len(probes) > 1:
             return [fuse_probes(probes)]
@@ -429,9 +483,15 @@ class Workspace:
 
         Args:
             top: candidates per probe (default ``settings.top``).
-            threshold: operating threshold, cosine (default: settings, then the pack's).
+            threshold: operating threshold, cosine (default: the pack's set threshold version,
+                then settings, then the pack's default; see :meth:`operating_point`). Lower
+                than the set version: the run carries a warning.
             mode: investigation (fixed-length list) or identification (only above threshold).
             exact: True forces exact search; None lets the gallery choose.
+
+        The run records the pack's threshold version in force, and each candidate its
+        ``fmr_at_score`` from the gallery's calibration (recalibrated first when the gallery
+        changed, see :mod:`workbench.thresholds`).
 
         Raises:
             CaseError: the case is unknown or not open (checked first).
@@ -444,16 +504,19 @@ class Workspace:
         top = self.settings.top if top is None else int(top)
         with self._lock:
             self.cases.require_open(case_ref)
+            pack = next((f.pack_id for p in probes for f in p.faces if f.pack_id is not None), None)
+            point = self._operating_point(threshold, pack)
             return search_and_record(
                 self.cases,
                 self.gallery,
                 case_ref,
                 probes,
                 top=top,
-                threshold=threshold,
                 mode=SearchMode.parse(mode),
                 exact=exact,
                 pack_default=self.engine.pack.default_threshold,
+                operating=point,
+                calibration=self._current_calibration(),
             )
 
     def search_files(self, case_ref: str, paths: Sequence[str | os.PathLike], *, fuse: bool = False, **options) -> SearchRun:
@@ -481,7 +544,126 @@ class Workspace:
         from .cases.investigate import replay
 
         with self._lock:
-            return replay(self.cases, self.gallery, int(search_id))
+            return replay(self.cases, self.gallery, int(search_id), calibration=self._current_calibration())
+
+    # -- operating thresholds and what scores mean (see workbench.thresholds) ----------------------------
+
+    def _operating_point(self, threshold: float | None, pack=None):
+        from .thresholds import current_threshold, operating_point
+
+        pack = pack or self.engine.pack_id
+        version = current_threshold(self.cases.conn, pack)
+        default = self.engine.pack.default_threshold if str(pack) == str(self.engine.pack_id) else None
+        return operating_point(threshold, version, settings_threshold=self.settings.threshold, pack_default=default)
+
+    def operating_point(self, threshold: float | None = None):
+        """The threshold a search would use now and where it comes from: ``threshold`` if
+        given, else the pack's set version, else the ``threshold`` setting, else the pack's
+        default (a :class:`~workbench.thresholds.OperatingPoint`, with the version in force)."""
+        self._require("case.read")
+        with self._lock:
+            return self._operating_point(threshold)
+
+    def current_threshold(self):
+        """The workspace pack's threshold version in force, or None when none was set."""
+        self._require("case.read")
+        from .thresholds import current_threshold
+
+        with self._lock:
+            return current_threshold(self.cases.conn, self.engine.pack_id)
+
+    def threshold_history(self, *, all_packs: bool = False) -> list:
+        """Every threshold version of the workspace's pack (or of every pack), oldest first."""
+        self._require("case.read")
+        from .thresholds import threshold_history
+
+        with self._lock:
+            return threshold_history(self.cases.conn, None if all_packs else self.engine.pack_id)
+
+    def set_threshold(self, value: float, *, reason: str, evaluation: str | os.PathLike | None = None):
+        """Set a new operating threshold version for the workspace's pack (who, when, why, the
+        evaluation file's sha256), audited; every later search records it.
+
+        Raises:
+            WorkbenchError: a value outside [-1, 1], no reason, an evaluation file that is missing
+                or measured another pack.
+        """
+        self._require("settings.change")
+        from .thresholds import set_threshold
+
+        with self._lock:
+            version = set_threshold(
+                self.cases.conn, user=self.user, pack_id=self.engine.pack_id, threshold=value, reason=reason, evaluation=evaluation
+            )
+        log.info("threshold version %s for %s: %.4f", version.version, version.pack_short, version.threshold)
+        return version
+
+    def _current_calibration(self):
+        from .thresholds import ensure_calibration
+
+        return ensure_calibration(self.cases.conn, self.gallery, user=self.user)
+
+    def calibration(self):
+        """The latest score calibration of the gallery's pack (None when there is none yet)."""
+        self._require("case.read")
+        from .thresholds import latest_calibration
+
+        with self._lock:
+            pack = self.gallery.pack_id
+            return latest_calibration(self.cases.conn, pack) if pack is not None else None
+
+    def calibrate(self, *, max_pairs: int | None = None, seed: int = 0):
+        """Calibrate the gallery's scores now against its non-mated comparisons (stored, audited);
+        None when the gallery has fewer than two subjects. Searches also recalibrate by themselves
+        when the gallery changed."""
+        self._require("evaluate")
+        from .thresholds import MAX_PAIRS, calibrate, store_calibration
+
+        with self._lock:
+            fresh = calibrate(self.gallery, user=self.user, max_pairs=max_pairs or MAX_PAIRS, seed=seed)
+            return None if fresh is None else store_calibration(self.cases.conn, fresh, why="asked for")
+
+    def recommend_threshold(
+        self,
+        *,
+        pairs: str | os.PathLike | None = None,
+        images: str | os.PathLike | None = None,
+        gallery: str | os.PathLike | None = None,
+        probes: str | os.PathLike | None = None,
+        target_fmr: float | None = None,
+        target_fpir: float | None = None,
+        groups: str | os.PathLike | None = None,
+        bootstrap: int = 1000,
+        seed: int = 0,
+        aligned: bool = False,
+        progress: Progress | None = None,
+    ) -> dict:
+        """Measure the workspace's pack on labelled images and recommend a threshold for a target
+        FMR (pairs CSV with its images folder) or FPIR (gallery and probes folders): the threshold
+        with its bootstrap interval, the expected FNMR (FNIR), and the per-group table at it
+        (:func:`workbench.evaluate.recommend_threshold`). Nothing is set: see :meth:`set_threshold`."""
+        self._require("evaluate")
+        from . import evaluate
+
+        metadata = evaluate.read_groups(groups) if groups else None
+        if (target_fmr is None) == (target_fpir is None):
+            raise WorkbenchError("give a target FMR (with --pairs and --images) or a target FPIR (with --gallery and --probes)")
+        if target_fmr is not None:
+            if not (pairs and images):
+                raise WorkbenchError("a target FMR needs a pairs CSV (--pairs) and its images folder (--images)")
+            result = evaluate.evaluate_pairs(self.engine, Path(pairs), Path(images), aligned=aligned, progress=progress, return_scores=True)
+        else:
+            if not (gallery and probes):
+                raise WorkbenchError("a target FPIR needs a gallery folder (--gallery) and a probes folder (--probes)")
+            result = evaluate.evaluate_identification(
+                self.engine, Path(gallery), Path(probes), aligned=aligned, progress=progress, return_scores=True
+            )
+        recommendation = evaluate.recommend_threshold(
+            result, target_fmr=target_fmr, target_fpir=target_fpir, groups=metadata, n_boot=bootstrap, seed=seed
+        )
+        current = self.current_threshold()
+        recommendation["current_version"] = current.as_dict() if current else None
+        return recommendation
 
     # -- review ----------------------------------------------------------------------------------------
 
@@ -549,11 +731,17 @@ class Workspace:
         self._require("report.export")
         from .cases.report_data import export_report
 
-        with self._lock:
-            return export_report(self.settings, case_ref, out, store=self.cases)
+        out = checked_output_path(out, what="report")
+        try:
+            with self._lock:
+                return export_report(self.settings, case_ref, out, store=self.cases)
+        except OSError as exc:  # written atomically: the previous file, if any, is unchanged
+            raise WorkbenchError(f"cannot write the report: {os_error_message(exc)}; nothing was exported") from exc
 
     def verify_audit(self):
-        """Check the audit chain; the result names the first entry that fails."""
+        """Check the audit log: the keyed chain, the rows it covers (cases, searches, decisions,
+        custody records) and its head against the checkpoints outside the workspace. ``ok`` only
+        when all agree; the result names what fails and the checkpoint it was checked against."""
         self._require("audit.read")
         from . import audit
 
@@ -561,12 +749,27 @@ class Workspace:
             return audit.verify(self.cases.conn)
 
     def export_audit(self, out: str | os.PathLike, *, case_ref: str | None = None) -> int:
-        """Write the audit log (or one case's entries) as CSV; returns the number of entries."""
+        """Write the audit log (or one case's entries) as CSV, and beside it ``NAME.checkpoint.json``
+        (the CSV's sha256, the verification, the signed checkpoint); returns the number of entries."""
         self._require("audit.read")
         from . import audit
 
-        with self._lock:
-            return audit.export_csv(self.cases.conn, Path(out), case_ref=case_ref)
+        out = checked_output_path(out, what="audit export")
+        sidecar = audit.checkpoint_sidecar(out) if hasattr(audit, "checkpoint_sidecar") else None
+        written = [p for p in (out, sidecar) if p is not None]
+        existed = {p: p.exists() for p in written}
+        try:
+            with self._lock, private_umask():  # the export names users and cases: owner-only
+                count = audit.export_csv(self.cases.conn, out, case_ref=case_ref)
+            for path in written:
+                if path.exists():
+                    os.chmod(path, PRIVATE_FILE)
+        except OSError as exc:
+            for path in written:  # a half-written export must not pass for a whole one
+                if not existed[path]:
+                    path.unlink(missing_ok=True)
+            raise WorkbenchError(f"cannot write the audit export: {os_error_message(exc)}") from exc
+        return count
 
     # -- gallery (technical staff) -------------------------------------------------------------------
 
@@ -578,12 +781,16 @@ class Workspace:
         report_path: str | os.PathLike | None = None,
         batch_size: int | None = None,
         progress: Progress | None = None,
+        follow_symlinks: bool = False,
     ) -> EnrolSummary:
         """Enrol custody images from a folder (one sub-folder per subject) or a manifest CSV.
 
         Idempotent and resumable; bad rows never stop the batch and are listed in the summary's
         CSV report (``report_path``, default ``<home>/reports/enrol-<time>.csv``).
         ``progress(images_done, images_total)`` after each batch of ``batch_size`` images.
+        Symbolic links in the folder are refused (listed in the report) unless
+        ``follow_symlinks``; manifest paths must resolve under the manifest's folder or a folder
+        of the ``manifest_roots`` setting.
         """
         self._require("gallery.enrol")
         from .gallery.enrol import DEFAULT_BATCH, enrol, items_from_folder, items_from_manifest
@@ -591,7 +798,14 @@ class Workspace:
         if (folder is None) == (manifest is None):
             raise WorkbenchError("give a custody folder or a manifest CSV (one of them)")
         source = Path(folder if folder is not None else manifest)
-        items, problems = items_from_folder(source) if folder is not None else items_from_manifest(source)
+        if report_path:
+            report_path = checked_output_path(report_path, what="enrolment report")
+        else:  # refused rows are reported there: a folder that cannot be written fails now, not mid-batch
+            checked_output_dir(self.settings.reports_dir, what="reports folder")
+        if folder is not None:
+            items, problems = items_from_folder(source, follow_symlinks=follow_symlinks)
+        else:
+            items, problems = items_from_manifest(source, roots=self.settings.manifest_roots)
         with self._lock:
             return enrol(
                 self.gallery,

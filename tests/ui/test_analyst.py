@@ -260,7 +260,7 @@ def test_a_box_drawn_by_hand_becomes_a_manual_probe(loaded_app):
     assert "drawn by hand" in "".join(w.value for w in walk(probe_card) if isinstance(w, widgets.HTML))
 
 
-def test_an_uploaded_clip_is_kept_by_its_hash_and_loaded(demo_home, engine, tmp_path):
+def test_an_uploaded_clip_is_kept_under_its_hash_with_a_safe_name(demo_home, engine, tmp_path):
     app = new_app(copy_of(demo_home, tmp_path / "ws"), engine)
     try:
         open_demo_case(app)
@@ -268,7 +268,9 @@ def test_an_uploaded_clip_is_kept_by_its_hash_and_loaded(demo_home, engine, tmp_
         upload(app, "../../evidence/cam 2.mp4", data)
         assert app.status.kind == "success", app.status.message
         kept = Path(app.footage_panel.choice.value)
-        assert kept.parent == app.ws.settings.uploads_dir and kept.read_bytes() == data and "cam 2" not in kept.name
+        # The folder is the content's sha256: the given name only labels the file, made safe.
+        assert kept.parent.parent == app.ws.settings.uploads_dir and len(kept.parent.name) == 64
+        assert kept.name == "cam_2.mp4" and kept.read_bytes() == data
         assert app.footage_panel.choice.label == "cam 2.mp4 (uploaded)"
         assert app.footage_panel.upload.value == ()
 

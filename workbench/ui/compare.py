@@ -36,7 +36,11 @@ class _Pane:
         self.title = widgets.HTML(f"<b>{html.escape(title)}</b>")
         self.caption = widgets.HTML()
         self.caption.add_class("wb-compare-caption")
-        self.widget = widgets.VBox([self.title, self.image, self.missing, self.caption], layout=widgets.Layout(margin="0 16px 0 0"))
+        # The column is as wide as its picture: a long caption wraps instead of pushing the other
+        # picture away.
+        self.widget = widgets.VBox(
+            [self.title, self.image, self.missing, self.caption], layout=widgets.Layout(margin="0 16px 0 0", width=f"{LARGE_PX}px")
+        )
         self.width_px = LARGE_PX
         self._missing_text: str | None = None
         self.clear()
@@ -59,6 +63,7 @@ class _Pane:
     def set_width(self, width_px: int) -> None:
         self.width_px = int(width_px)
         self.image.layout.width = f"{self.width_px}px"
+        self.widget.layout.width = f"{self.width_px}px"
         self._render_missing()
 
     def _render_missing(self) -> None:

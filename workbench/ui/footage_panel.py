@@ -187,6 +187,8 @@ class FootagePanel:
             self.summary.value = (
                 f'<span class="wb-hint">No footage yet: upload a file, or ask for it to be put in {html.escape(str(root))}.</span>'
             )
+        elif "No footage yet" in self.summary.value:
+            self.summary.value = ""
 
     def choose(self, path: str | Path) -> None:
         """Make ``path`` (an upload or an exhibit already listed) the footage to load."""

@@ -122,10 +122,10 @@ class VerdictPanel:
             f"{html.escape(candidate.subject_id)}</b>, score {candidate.score:.3f}{mark}"
         )
         self._set_pictures(
-            [widgets.HTML("<b>Probe</b> (from the footage)"), picture(probe.crop_png, LARGE_PX)],
+            [widgets.HTML("<b>Probe</b> (from the footage)"), picture(probe.crop_png, LARGE_PX, upscale=True)],
             [
                 widgets.HTML(f"<b>Custody image</b> ({html.escape(candidate.subject_id)})"),
-                picture(custody, LARGE_PX, alt="custody image gone"),
+                picture(custody, LARGE_PX, alt="custody image gone", upscale=True),
             ],
         )
         self.earlier.value = self._earlier_verdict(run.search_id, candidate)
