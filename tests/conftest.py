@@ -25,20 +25,16 @@ SHARED_DATA = Path(os.environ.get("WORKBENCH_SHARED_DATA", PROJECT_ROOT.parent /
 @pytest.fixture(scope="session", autouse=True)
 def _audit_secrets_outside_home(tmp_path_factory):
     """Audit keys and checkpoints live outside the workspace (in the user's home by default):
-    tests keep them in a temporary folder, also for the CLI processes they start."""
+    tests keep them in a temporary folder, also for the CLI processes they start. The tests act
+    as several people (--user alice, --user bob) from one login, so declared names are honoured."""
     root = tmp_path_factory.mktemp("audit-secrets")
-    names = ("WORKBENCH_AUDIT_KEY_DIR", "WORKBENCH_AUDIT_CHECKPOINT_DIR", "WORKBENCH_DECLARED_USERS")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["WORKBENCH_AUDIT_KEY_DIR"] = str(root / "keys")
-    os.environ["WORKBENCH_AUDIT_CHECKPOINT_DIR"] = str(root / "checkpoints")
-    # The tests act as several people (--user alice, --user bob) from one login.
-    os.environ["WORKBENCH_DECLARED_USERS"] = "true"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("WORKBENCH_AUDIT_KEY_FILE", str(root / "keys" / "audit-{workspace_id}.key"))
+    patch.setenv("WORKBENCH_AUDIT_CHECKPOINT_DIR", str(root / "checkpoints" / "{workspace_id}"))
+    patch.delenv("WORKBENCH_AUDIT_KEY_DIR", raising=False)
+    patch.setenv("WORKBENCH_DECLARED_USERS", "true")
     yield root
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def no_faces(tmp_path_factory):
 
 
 def test_video_probes_are_tracks_best_quality_first(two_people, engine):
-    probes = probes_from_path(two_people, engine).probes
+    probes = probes_from_path(two_people, engine)
     assert [p.probe_id for p in probes] == ["two.mp4#track1", "two.mp4#track2"]
     assert probes[0].quality > probes[1].quality
     assert (probes[0].start_s, probes[1].start_s) == (0.0, 0.4)
@@ -46,7 +46,7 @@ def test_video_probes_are_tracks_best_quality_first(two_people, engine):
 
 def test_a_video_without_faces_is_no_probe(no_faces, engine):
     with pytest.raises(NoFaceError, match="empty.mp4: no face found in 5 sampled frames"):
-        probes_from_path(no_faces, engine).probes
+        probes_from_path(no_faces, engine)
 
 
 CASE = "FOOTAGE-1"

@@ -96,7 +96,7 @@ def test_fusing_frames_ranks_the_mate_at_least_as_high_as_the_best_frame(fr_gall
     from workbench.gallery.store import Gallery
     from workbench.gallery.search import search
 
-    probes = probes_from_path(video / "short_hamilton_clip.mp4", engine).probes
+    probes = probes_from_path(video / "short_hamilton_clip.mp4", engine)
     rows = []
     with Gallery.open(Settings(home=fr_gallery, user="test-user")) as gallery:
         for probe in probes:
@@ -117,7 +117,7 @@ def test_fusing_frames_ranks_the_mate_at_least_as_high_as_the_best_frame(fr_gall
             f"score {_score(single, 'obama'):.3f} margin {margin_single:+.3f}"
         )
         assert rank_fused <= rank_single
-        assert _score(fused, "obama") >= _score(single, "obama")
+        assert _score(fused, "obama") >= _score(single, "obama") - 1e-6  # max over faces; float32 batch order aside
 
 
 def _score(candidates, subject: str) -> float:

@@ -103,7 +103,8 @@ def test_candidate_list_as_frame_and_dict(gallery, engine, tom_hanks_path):
     found = search(gallery, engine.prominent_face(tom_hanks_path), top=4)
     assert isinstance(found, CandidateList) and len(found) == 4 and found.method == "exact"
     frame = found.to_frame()
-    assert list(frame.columns) == ["rank", "subject_id", "score", "image_id", "face_id", "above_threshold", "per_probe_scores", "probe_id"]
+    assert list(frame.columns)[:7] == ["rank", "subject_id", "score", "image_id", "face_id", "above_threshold", "per_probe_scores"]
+    assert "probe_id" in frame.columns
     assert frame["rank"].tolist() == [1, 2, 3, 4] and frame["score"].is_monotonic_decreasing
     assert frame.loc[0, "subject_id"] == "HANKS"
     row = found.as_dict()["candidates"][0]

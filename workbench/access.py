@@ -24,7 +24,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from . import audit
-from .db import transaction, utc_now
+from .db import utc_now
 from .errors import AccessError
 from .types import Role, parse_choice
 
@@ -122,7 +122,7 @@ class AccessControl:
         """Make ``user`` the owner with every role if the workspace has none yet (first open)."""
         if self.owner is not None:
             return
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             if self._fact(_OWNER) is not None:  # another process claimed it first
                 return
             self._set_fact(_OWNER, user)
@@ -158,7 +158,7 @@ class AccessControl:
         self.require(by, "users.manage")
         name = validate_user_name(name)
         roles = parse_roles(roles)
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             self._insert_user(name, roles, by=by)
             self._set_fact(_ASSIGNED, "1")
             audit.append(self.conn, user=by, action="users.set", details={"name": name, "roles": sorted(r.value for r in roles)})
@@ -171,7 +171,7 @@ class AccessControl:
             raise AccessError(f"no user {name!r} in this workspace")
         if name == by:
             raise AccessError(f"{by} cannot deactivate themselves: another administrator must")
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             self.conn.execute("UPDATE users SET active = 0 WHERE name = ?", (name,))
             self._set_fact(_ASSIGNED, "1")
             audit.append(self.conn, user=by, action="users.deactivate", details={"name": name})
@@ -180,7 +180,7 @@ class AccessControl:
     def allow_declared(self, by: str, allowed: bool) -> None:
         """Honour declared user names in this workspace (demos, tests) or stop doing so."""
         self.require(by, "users.manage")
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             self._set_fact(_DECLARED, "1" if allowed else "0")
             audit.append(self.conn, user=by, action="users.allow_declared", details={"allowed": bool(allowed)})
 
@@ -194,7 +194,7 @@ class AccessControl:
             return
         needed = " or ".join(sorted(r.value for r in allowed))
         holds = ", ".join(sorted(r.value for r in held)) or "no role"
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             audit.append(
                 self.conn,
                 user=user,

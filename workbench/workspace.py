@@ -204,7 +204,7 @@ class Workspace:
                 "(an administrator can allow declared user names: `workbench users allow-declared on`)"
             )
         from . import audit
-        from .db import transaction
+        from .audit import transaction
 
         with transaction(self.cases.conn):
             audit.append(
@@ -308,6 +308,7 @@ class Workspace:
             WorkbenchError: the file is empty or larger than ``settings.upload_max_bytes``, or
                 its suffix is not one of an image or a video.
         """
+        self._require("upload")
         import hashlib
         import re
 

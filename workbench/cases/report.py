@@ -7,14 +7,17 @@ and its last that a candidate is an investigative lead, not an identification (:
 Sections, in this order:
 
 1. Case: reference, offence, purpose, officer, status, dates, who generated the report, whether
-   the audit chain verified.
+   the audit verified (chain, rows and checkpoint agree; section 6 names the checkpoint).
 2. Probes: each probe's face crop, source file and sha256, time in the footage, face box (and
    whether a person drew it), quality.
-3. Searches: settings of each run (model pack, gallery version, mode, method, threshold, top, who,
-   when, which search it replayed).
+3. Searches: settings of each run (model pack, gallery version, mode, method, threshold and the
+   operating threshold version in force, top, who, when, which search it replayed), then each
+   run's warnings (searched below the set operating point) and notes (no version set), and how
+   the estimated false match rates were calibrated (with the bias duplicates under two ids give).
 4. Candidate lists, as they were shown: rank, subject id, score (3 decimals; per face when the
-   probe fused several), custody image id, above threshold, custody image thumbnail; one table
-   per probe of each search.
+   probe fused several), how often unrelated faces score that high (the estimated false match
+   rate, from the gallery's calibration), custody image id, above threshold, custody image
+   thumbnail; one table per probe of each search, a search's warnings repeated above its lists.
 5. Review decisions: candidate (search, probe, rank), stage, reviewer, verdict (for a second
    decision, the first verdict it reviewed), agreement, reason, time, status.
 6. Audit log: the case's entries (seq, time, user, action, details as compact JSON, short hash).
@@ -85,6 +88,7 @@ from reportlab.platypus.doctemplate import LayoutError
 from ..audit import AuditEntry
 from ..errors import WorkbenchError
 from ..fileio import atomic_write
+from ..thresholds import DUPLICATES_CAVEAT, fmr_short
 from ..types import Candidate, CandidateReview, Case, Decision, Probe, SearchRun, Stage
 
 CAVEAT = (
@@ -411,9 +415,48 @@ def _search_row(run: SearchRun) -> tuple[str, ...]:
         str(run.pack_id),
         _gallery_version(run.gallery_version),
         f"{run.mode.value}\n{run.method}",
-        _number(run.threshold, "none set"),
+        _number(run.threshold, "none set") + "\n" + _threshold_version(run),
         str(run.top),
     )
+
+
+def _threshold_version(run: SearchRun) -> str:
+    return "no threshold version set" if run.threshold_version is None else f"threshold version {run.threshold_version}"
+
+
+def _calibration_basis(run: SearchRun) -> str | None:
+    """How the run's estimated false match rates were made, in one sentence (None without one)."""
+    c = run.calibration
+    if not c:
+        return None
+    if c.get("missing"):
+        return f"Estimated false match rates from calibration {c.get('calibration_id')}, which is no longer in the workspace."
+    how = "every pair of" if c.get("exhaustive") else "a random sample of pairs of"
+    return (
+        f"Estimated false match rates (how often unrelated faces score this high): calibration {c.get('calibration_id')}, "
+        f"{c.get('pairs', 0):,} comparisons of {how} the gallery's {c.get('faces')} faces of {c.get('subjects')} different "
+        f"subjects, {_time(c.get('time_utc', ''))} UTC."
+    )
+
+
+def _threshold_blocks(data: ReportData) -> list[_Block]:
+    """Each search's warnings and notes, then how the estimated false match rates were made."""
+    blocks = []
+    for run in data.searches:
+        blocks += [_Block("warning", f"Warning, search {run.search_id}: {w}") for w in run.warnings]
+        blocks += [_Block("p", f"Note, search {run.search_id}: {n}") for n in run.notes]
+    bases = [b for b in (_calibration_basis(run) for run in data.searches) if b]
+    if bases:
+        blocks.append(
+            _Block(
+                "p",
+                "An estimated false match rate says how often faces of unrelated people in the gallery scored at least a "
+                f"candidate's score against each other; it is not the chance that the candidate is the person. {DUPLICATES_CAVEAT}",
+            )
+        )
+    elif data.searches:
+        blocks.append(_Block("p", "No search in this case recorded a score calibration: no estimated false match rates are shown."))
+    return blocks
 
 
 def _searches_table(data: ReportData) -> _Table | None:
@@ -442,19 +485,21 @@ def _custody_picture(data: ReportData, run: SearchRun, candidate: Candidate) -> 
 
 
 def _candidate_table(data: ReportData, run: SearchRun, candidates: list[Candidate]) -> _Table:
+    pairs = (run.calibration or {}).get("pairs")
     rows = tuple(
         (
             str(c.rank),
             c.subject_id,
             _score(c),
+            fmr_short(c.fmr_at_score, pairs) if c.fmr_at_score is not None else "not calibrated",
             "custody record removed" if c.image_id is None else str(c.image_id),
             _yes_no(c.above_threshold),
             _custody_picture(data, run, c),
         )
         for c in candidates
     )
-    columns = ("Rank", "Subject id", "Score", "Custody image id", "Above threshold", "Custody image")
-    return _Table(columns, (14, 58, 20, 28, 28, 32), rows, picture_mm=20)
+    columns = ("Rank", "Subject id", "Score", "Unrelated faces scoring this high", "Custody image id", "Above threshold", "Custody image")
+    return _Table(columns, (11, 40, 18, 37, 20, 22, 32), rows, picture_mm=20)
 
 
 def _candidate_groups(run: SearchRun) -> dict[str | None, list[Candidate]]:
@@ -470,6 +515,10 @@ def _candidate_blocks(data: ReportData) -> list[_Block]:
     blocks = []
     for run in data.searches:
         groups = _candidate_groups(run)
+        blocks += [_Block("warning", f"Warning, search {run.search_id}: {w}") for w in run.warnings]
+        basis = _calibration_basis(run)
+        if basis and groups:
+            blocks.append(_Block("p", basis))
         if not groups:
             blocks += [_Block("h2", f"Search {run.search_id}"), _Block("p", "No candidates were shown.")]
         for probe_id, candidates in groups.items():
@@ -574,9 +623,17 @@ def _audit_table(data: ReportData) -> _Table | None:
 def _audit_blocks(data: ReportData) -> list[_Block]:
     note = f" {data.audit_note}" if data.audit_note else ""
     if data.audit_ok:
-        status = _Block("p", f"Audit chain verified: every entry links to the one before it.{note}")
+        status = _Block(
+            "p",
+            "Audit verified: every entry links to the one before it under the workspace's audit key, every recorded "
+            f"case, search and decision matches its entry, and the head matches a checkpoint kept outside the workspace.{note}",
+        )
     else:
-        status = _Block("warning", f"AUDIT CHAIN CHECK FAILED: the log may have been altered.{note}")
+        status = _Block(
+            "warning",
+            "AUDIT CHAIN CHECK FAILED: the log, the rows it covers and a checkpoint could not be shown to agree; "
+            f"it may have been altered.{note}",
+        )
     table = _audit_table(data)
     return [status, _Block("table", table=table) if table else _Block("p", "No audit entries for this case.")]
 
@@ -598,6 +655,7 @@ def _layout(data: ReportData) -> list[_Block]:
         *_section("1. Case", _case_block(data), ""),
         *_section("2. Probes", _probes_table(data), "No probes were recorded."),
         *_section("3. Searches", _searches_table(data), "No searches were run."),
+        *_threshold_blocks(data),
         _Block("h1", "4. Candidate lists"),
         *(_candidate_blocks(data) or [_Block("p", "No searches were run.")]),
         *_section("5. Review decisions", _decisions_table(data), "No decisions were recorded."),

@@ -18,7 +18,6 @@ import numpy as np
 
 from .. import audit
 from ..config import Settings
-from ..db import transaction
 from ..errors import WorkbenchError
 from ..images import load_image
 from .report import ReportData, write_report
@@ -74,12 +73,20 @@ def _custody_record_exists(conn: sqlite3.Connection, face_id: int) -> bool:
 
 
 def _audit_note(conn: sqlite3.Connection, check: audit.VerifyResult) -> str:
-    """What the chain check found, in words: the entry count and last hash, or the first bad entry."""
+    """What the audit check found, in words: entries, rows and the checkpoint it was checked
+    against, or plainly what failed (every problem, then the checkpoint, then warnings)."""
+    warnings = "".join(f" WARNING: {w}." for w in check.warnings)
     if not check.ok:
-        return f"AUDIT CHAIN BROKEN at entry {check.first_bad_seq}: {check.problem}"
+        where = f" (first bad entry {check.first_bad_seq})" if check.first_bad_seq is not None else ""
+        failed = "; ".join(check.problems) or check.problem or "the head of the log was not checked"
+        return f"NOT VERIFIED{where}: {failed}. Checked against {check.checkpoint_text}.{warnings}"
     if not check.entries:
-        return "the workspace audit log is empty"
-    return f"the workspace audit chain verified: {check.entries} entries, last hash {audit.entries(conn)[-1].hash}"
+        return f"The workspace audit log is empty.{warnings}"
+    return (
+        f"The workspace audit log holds {check.entries} entries (last hash {check.last_hash}); "
+        f"{check.rows_checked} recorded rows (cases, searches, probes, candidate lists, decisions, custody records) "
+        f"match their entries; checked against {check.checkpoint_text}.{warnings}"
+    )
 
 
 def report_data(settings: Settings, reference: str, *, store: CaseStore | None = None) -> ReportData:
@@ -113,7 +120,7 @@ def export_report(settings: Settings, reference: str, out: str | Path, *, store:
     data = report_data(settings, reference, store=store)
     path = write_report(data, Path(out))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    with transaction(store.conn):
+    with audit.transaction(store.conn):
         audit.append(store.conn, user=store.user, action="report.export", case_ref=reference,
                      details={"out": str(path), "format": path.suffix.lower().lstrip("."), "sha256": digest,
                               "searches": len(data.searches), "decisions": len(data.decisions)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import EXIT_ERROR, EXIT_OK
+from . import EXIT_ERROR, EXIT_OK, record_id
 
 if TYPE_CHECKING:
     from ..cli import Output
@@ -105,24 +105,23 @@ def cmd_review_status(args, ws: Workspace, out: Output) -> int:
 
 
 def cmd_audit_verify(args, ws: Workspace, out: Output) -> int:
-    from .. import audit
-
+    """Chain (keyed), covered rows and the head against the checkpoints; exit 0 only when all agree."""
     result = ws.verify_audit()
-    last = audit.entries(ws.cases.conn)[-1].hash if result.entries else None
-    data = {**result.as_dict(), "last_hash": last}
-    if result.ok:
-        lines = f"audit log intact: {result.entries} entries, last hash {last}"
-    else:
-        lines = f"AUDIT LOG BROKEN at entry {result.first_bad_seq}: {result.problem}"
-    out.emit(data, lines)
+    out.emit(result.as_dict(), result.lines())
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
 def cmd_audit_export(args, ws: Workspace, out: Output) -> int:
+    from ..audit import checkpoint_sidecar
+
     if args.case:
         ws.case(args.case)  # an unknown case is an error, not an empty file
     count = ws.export_audit(args.out, case_ref=args.case)
-    out.emit({"out": str(args.out), "entries": count}, f"wrote {count} audit entries to {args.out}")
+    sidecar = checkpoint_sidecar(args.out)
+    out.emit(
+        {"out": str(args.out), "entries": count, "checkpoint_file": str(sidecar)},
+        f"wrote {count} audit entries to {args.out}; the checkpoint it was checked against, and the check, to {sidecar}",
+    )
     return EXIT_OK
 
 
@@ -148,13 +147,13 @@ def register(commands, add) -> None:
         dest="review_command", required=True, metavar="ACTION"
     )
     p = add(review, "first", cmd_review_first, "record the first reviewer's verdict on a candidate")
-    p.add_argument("search_id", type=int)
+    p.add_argument("search_id", type=record_id)
     p.add_argument("subject_id")
     p.add_argument("--verdict", required=True, choices=["possible match", "no match", "inconclusive"])
     p.add_argument("--reason", required=True)
     p.add_argument("--probe", help="probe id, when the subject is a candidate of several probes")
     p = add(review, "second", cmd_review_second, "a second, different reviewer confirms or disagrees")
-    p.add_argument("search_id", type=int)
+    p.add_argument("search_id", type=record_id)
     p.add_argument("subject_id")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--confirm", dest="agreement", action="store_const", const="confirm")
@@ -162,13 +161,18 @@ def register(commands, add) -> None:
     p.add_argument("--reason", required=True)
     p.add_argument("--probe", help="probe id, when the subject is a candidate of several probes")
     p = add(review, "status", cmd_review_status, "agreed, disputed and pending candidates of a search")
-    p.add_argument("search_id", type=int)
+    p.add_argument("search_id", type=record_id)
 
     audit_parser = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
     )
-    add(audit_parser, "verify", cmd_audit_verify, "recompute the hash chain; name the first entry that fails")
-    p = add(audit_parser, "export", cmd_audit_export, "write the audit entries (of one case) to CSV for disclosure")
+    add(
+        audit_parser,
+        "verify",
+        cmd_audit_verify,
+        "check the keyed chain, the rows it covers and its head against the checkpoints; name what fails (exit 1)",
+    )
+    p = add(audit_parser, "export", cmd_audit_export, "write the audit entries (of one case) to CSV, with NAME.checkpoint.json beside it")
     p.add_argument("--case", help="only this case's entries")
     p.add_argument("--out", required=True)
     register_report(commands, add)
