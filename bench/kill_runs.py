@@ -30,9 +30,15 @@ def main() -> int:
         "tests/test_gallery_cli.py::test_rebuild_killed_at_random_moments_keeps_the_previous_index",
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *tests], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "pytest", "-q", "-s", "-rf", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    lines = [line for line in proc.stdout.splitlines() if "kills landed" in line or " passed" in line or " failed" in line]
+    lines = [
+        line for line in proc.stdout.splitlines() if "kills landed" in line or " passed" in line or " failed" in line or "FAILED" in line
+    ]
     print(f"kill runs per operation: {args.runs}")
     print("\n".join(lines))
     print(f"\ncommand: .venv/bin/python bench/kill_runs.py --runs {args.runs}")
