@@ -9,7 +9,9 @@ silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,18 @@ class Settings:
     upload_max_bytes: int = 200 * 1024 * 1024
     #: folder of exhibits (footage, stills) the dashboards offer to open; None = ``<home>/exhibits``.
     exhibits_dir: Path | None = None
+    #: folders (absolute) whose images a manifest may name besides its own folder; a manifest
+    #: path resolving anywhere else is refused. Environment: paths separated by ``:``.
+    manifest_roots: tuple[Path, ...] = ()
+    #: the secret key of the audit chain (HMAC-SHA256), a file outside the workspace folder;
+    #: ``{workspace_id}`` in it is replaced by the workspace's random id. None =
+    #: ``$XDG_CONFIG_HOME`` (``~/.config``) ``/workbench/audit-{workspace_id}.key``. Never read
+    #: from workbench.toml: whoever can edit the workspace must not choose the key that checks it.
+    audit_key_file: Path | None = None
+    #: folder for signed checkpoints of the audit chain head, outside the workspace folder
+    #: (``{workspace_id}`` replaced as above). None = ``$XDG_STATE_HOME`` (``~/.local/state``)
+    #: ``/workbench/checkpoints/{workspace_id}``. Never read from workbench.toml.
+    audit_checkpoint_dir: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -89,9 +103,28 @@ class Settings:
             checks.append(("detection_threshold", 0 < self.detection_threshold < 1, "in (0, 1)"))
         if self.threshold is not None:
             checks.append(("threshold", -1 <= self.threshold <= 1, "in [-1, 1]"))
+        # a pack is a folder name under <home>/models: never a path that leads elsewhere
+        pack_ok = bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", str(self.pack)))
+        checks.append(("pack", pack_ok, "a folder name (letters, digits, . _ -)"))
+        roots = tuple(Path(r).expanduser() for r in (self.manifest_roots or ()))
+        object.__setattr__(self, "manifest_roots", roots)
+        checks.append(("manifest_roots", all(r.is_absolute() for r in roots), "absolute folder paths"))
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"setting {name} must be {expected}, got {getattr(self, name)!r}")
+        for name in AUDIT_OUTSIDE_WORKSPACE:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser())
+                _outside_workspace(name, getattr(self, name), self.home)
+        if self.audit_key_file is not None or self.audit_checkpoint_dir is not None:
+            # The audit log is written through bare database connections: they find these
+            # paths by the database file (audit_locations).
+            where = (self.audit_key_file, self.audit_checkpoint_dir)
+            key = _db_key(self.db_path)
+            if _AUDIT_LOCATIONS.get(key) != where:
+                _AUDIT_LOCATIONS[key] = where
+                _AUDIT_LOCATIONS_CHANGES[0] += 1
 
     @property
     def db_path(self) -> Path:
@@ -126,7 +159,11 @@ class Settings:
     def load(cls, home: str | os.PathLike | None = None, **overrides: Any) -> Settings:
         """Settings for a workspace: defaults, then its workbench.toml, the environment, overrides."""
         env = os.environ
-        home_path = Path(home if home is not None else env.get("WORKBENCH_HOME", DEFAULT_HOME))
+        raw_home = home if home is not None else env.get("WORKBENCH_HOME", DEFAULT_HOME)
+        if not str(raw_home).strip():
+            where = "--home" if home is not None else "WORKBENCH_HOME"
+            raise ConfigError(f"{where} is empty: name the workspace folder (a new folder makes a new workspace)")
+        home_path = Path(raw_home)
         values: dict[str, Any] = {}
         values.update(_read_toml(home_path / SETTINGS_FILE))
         values.update(_read_env(env))
@@ -137,17 +174,87 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
+# -- where the audit key and checkpoints live --------------------------------------------------
+
+#: settings that must name places outside the workspace folder, and are never read from its
+#: workbench.toml (the audit key and checkpoints check the workspace: it cannot choose them).
+AUDIT_OUTSIDE_WORKSPACE = ("audit_key_file", "audit_checkpoint_dir")
+
+#: database file -> (key file, checkpoint folder) given explicitly to a Settings in this process.
+_AUDIT_LOCATIONS: dict[str, tuple[Path | None, Path | None]] = {}
+
+
+_AUDIT_LOCATIONS_CHANGES = [0]
+
+
+def audit_locations_version() -> int:
+    """Changes whenever a Settings names other audit locations (so callers may cache :func:`audit_locations`)."""
+    return _AUDIT_LOCATIONS_CHANGES[0]
+
+
+def _db_key(db_path: str | os.PathLike) -> str:
+    return str(Path(db_path).expanduser().resolve())
+
+
+def _outside_workspace(name: str, path: Path, home: Path) -> None:
+    where, root = Path(path).expanduser().resolve(), Path(home).expanduser().resolve()
+    if where == root or where.is_relative_to(root):
+        raise ConfigError(f"setting {name} ({path}) must be outside the workspace folder {home}: it checks the workspace")
+
+
+def audit_locations(db_path: str | os.PathLike) -> tuple[Path, Path]:
+    """(key file, checkpoint folder) templates for the workspace database ``db_path``, each
+    possibly holding ``{workspace_id}``: what a Settings of this process gave for that workspace,
+    else ``WORKBENCH_AUDIT_KEY_FILE`` (or ``WORKBENCH_AUDIT_KEY_DIR``, a folder for the default
+    file names) / ``WORKBENCH_AUDIT_CHECKPOINT_DIR``, else the defaults under ``$XDG_CONFIG_HOME``
+    and ``$XDG_STATE_HOME``.
+
+    Raises:
+        ConfigError: a location inside the workspace folder.
+    """
+    env = os.environ
+    key, checkpoints = _AUDIT_LOCATIONS.get(_db_key(db_path), (None, None))
+    if key is None and env.get("WORKBENCH_AUDIT_KEY_FILE"):
+        key = Path(env["WORKBENCH_AUDIT_KEY_FILE"])
+    if key is None and env.get("WORKBENCH_AUDIT_KEY_DIR"):  # a folder for the default file names
+        key = Path(env["WORKBENCH_AUDIT_KEY_DIR"]) / "audit-{workspace_id}.key"
+    if checkpoints is None and env.get("WORKBENCH_AUDIT_CHECKPOINT_DIR"):
+        checkpoints = Path(env["WORKBENCH_AUDIT_CHECKPOINT_DIR"])
+    if key is None:
+        key = Path(env.get("XDG_CONFIG_HOME") or "~/.config") / "workbench" / "audit-{workspace_id}.key"
+    if checkpoints is None:
+        checkpoints = Path(env.get("XDG_STATE_HOME") or "~/.local/state") / "workbench" / "checkpoints" / "{workspace_id}"
+    key, checkpoints = key.expanduser(), checkpoints.expanduser()
+    home = Path(db_path).expanduser().parent
+    _outside_workspace("audit_key_file", key, home)
+    _outside_workspace("audit_checkpoint_dir", checkpoints, home)
+    return key, checkpoints
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 text: {exc})") from exc
+    except OSError as exc:
+        from .fileio import os_reason
+
+        raise ConfigError(f"{path}: the settings file cannot be read ({os_reason(exc)})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     unknown = sorted(set(data) - set(_FIELDS) - {"home"})
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+    refused = [name for name in AUDIT_OUTSIDE_WORKSPACE if name in data]
+    if refused:
+        raise ConfigError(
+            f"{path}: {', '.join(refused)} cannot be set in the workspace's own settings file (whoever can edit the "
+            f"workspace could point it at a key of their own); set WORKBENCH_{refused[0].upper()} instead"
+        )
     data.pop("home", None)
     return _coerce_all(data, source=str(path))
 
@@ -171,6 +278,8 @@ def _coerce(name: str, value: Any, *, source: str) -> Any:
     if name not in _FIELDS:
         raise ConfigError(f"{source}: unknown setting {name!r}")
     annotation = str(_FIELDS[name].type)
+    if annotation.startswith("tuple[Path"):
+        return _paths(name, value, source=source)
     if value is None or (isinstance(value, str) and value.lower() in {"none", ""} and "None" in annotation):
         if "None" in annotation:
             return None
@@ -183,12 +292,30 @@ def _coerce(name: str, value: Any, *, source: str) -> Any:
                 raise ValueError("not a whole number")
             return int(value)
         if annotation.startswith("float"):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
+            return number
         if annotation.startswith("Path"):
             return Path(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: setting {name} expects {annotation}, got {value!r}") from exc
+
+
+def _paths(name: str, value: Any, *, source: str) -> tuple[Path, ...]:
+    """A list of folders: a TOML list, a tuple, or text with paths separated by ``os.pathsep``."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none"}):
+        return ()
+    if isinstance(value, str):
+        parts = [p for p in value.split(os.pathsep) if p.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in value):
+        parts = list(value)
+    else:
+        raise ConfigError(f"{source}: setting {name} expects a list of folders, got {value!r}")
+    if any("\x00" in str(p) for p in parts):
+        raise ConfigError(f"{source}: setting {name} holds a NUL character")
+    return tuple(Path(p).expanduser() for p in parts)
 
 
 def _boolean(value: Any) -> bool:

@@ -12,12 +12,17 @@ Writers use :func:`transaction` (``BEGIN IMMEDIATE``): one writer at a time, oth
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sqlite3
+import stat
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import WorkbenchError
+from .fileio import PRIVATE_FILE, make_private_dir, os_reason, private_umask
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -209,6 +214,79 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "audit anchor: the workspace's random id, and from which entry the audit chain is keyed (HMAC)",
+        """
+        -- One row. The id names the audit key file and the checkpoint folder (both outside the
+        -- workspace, see workbench.audit); entries from keyed_from on carry an HMAC-SHA256 made with
+        -- that key, earlier ones (written before this migration) a plain SHA-256.
+        CREATE TABLE audit_anchor (
+            id            INTEGER PRIMARY KEY CHECK (id = 1),
+            workspace_id  TEXT NOT NULL,               -- 32 hex characters, random
+            keyed_from    INTEGER NOT NULL,            -- first keyed entry's seq
+            key_id        TEXT,                        -- fingerprint of the key; set by the first keyed entry
+            created_utc   TEXT NOT NULL
+        );
+        INSERT INTO audit_anchor (id, workspace_id, keyed_from, created_utc)
+            VALUES (1, lower(hex(randomblob(16))), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log),
+                    strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
+        CREATE TRIGGER audit_anchor_fixed BEFORE UPDATE ON audit_anchor
+            WHEN new.id != old.id OR new.workspace_id != old.workspace_id OR new.keyed_from != old.keyed_from
+                 OR new.created_utc != old.created_utc OR old.key_id IS NOT NULL
+            BEGIN SELECT RAISE(ABORT, 'audit_anchor is fixed once written'); END;
+        CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor
+            BEGIN SELECT RAISE(ABORT, 'audit_anchor is never deleted'); END;
+        """,
+    ),
+    (
+        7,
+        "operating threshold versions per pack, score calibrations; each search's version, calibration and notes",
+        """
+        -- See workbench.thresholds. Both tables are append-only: a search names the rows it used.
+        CREATE TABLE threshold_versions (
+            version           INTEGER PRIMARY KEY AUTOINCREMENT,
+            pack_id           TEXT NOT NULL,           -- name@sha256
+            threshold         REAL NOT NULL CHECK (threshold BETWEEN -1 AND 1),  -- cosine
+            reason            TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+            set_by            TEXT NOT NULL,
+            time_utc          TEXT NOT NULL,
+            previous          REAL,                    -- the pack's threshold before this version
+            evaluation_path   TEXT,                    -- the evaluation file it came from, as given
+            evaluation_sha256 TEXT,
+            evaluation_json   TEXT                     -- figures read from that file (JSON), if it was JSON
+        );
+        CREATE INDEX threshold_versions_pack ON threshold_versions(pack_id, version);
+        CREATE TRIGGER threshold_versions_no_update BEFORE UPDATE ON threshold_versions
+            BEGIN SELECT RAISE(ABORT, 'threshold versions are never edited: set a new version'); END;
+        CREATE TRIGGER threshold_versions_no_delete BEFORE DELETE ON threshold_versions
+            BEGIN SELECT RAISE(ABORT, 'threshold versions are never deleted'); END;
+        CREATE TABLE score_calibrations (
+            calibration_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+            pack_id           TEXT NOT NULL,
+            time_utc          TEXT NOT NULL,
+            user              TEXT NOT NULL,
+            faces             INTEGER NOT NULL,        -- live gallery faces it was measured on
+            subjects          INTEGER NOT NULL,
+            pairs             INTEGER NOT NULL,        -- non-mated comparisons scored
+            exhaustive        INTEGER NOT NULL,        -- 1: every pair; 0: random blocks
+            max_pairs         INTEGER NOT NULL,
+            seed              INTEGER NOT NULL,
+            gallery_state     TEXT NOT NULL,           -- JSON: live faces, largest face id, removals, build
+            quantiles_json    TEXT NOT NULL,           -- JSON: scores at quantile levels 0, 0.001, ... 1
+            top_scores        BLOB NOT NULL            -- the highest scores, float32 little-endian, descending
+        );
+        CREATE INDEX score_calibrations_pack ON score_calibrations(pack_id, calibration_id);
+        CREATE TRIGGER score_calibrations_no_update BEFORE UPDATE ON score_calibrations
+            BEGIN SELECT RAISE(ABORT, 'calibrations are never edited: calibrate again'); END;
+        CREATE TRIGGER score_calibrations_no_delete BEFORE DELETE ON score_calibrations
+            BEGIN SELECT RAISE(ABORT, 'calibrations are never deleted'); END;
+        ALTER TABLE searches ADD COLUMN threshold_version INTEGER REFERENCES threshold_versions(version);  -- in force, or NULL
+        ALTER TABLE searches ADD COLUMN calibration_id INTEGER REFERENCES score_calibrations(calibration_id);
+        ALTER TABLE searches ADD COLUMN notes_json TEXT;             -- JSON {"notes": [...], "warnings": [...]} as shown
+        ALTER TABLE search_candidates ADD COLUMN fmr_at_score REAL;  -- estimated FMR at the score, as shown
+        """,
+    ),
 ]
 
 
@@ -217,28 +295,299 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# ---------------------------------------------------------------------------------------------
+# Whose database it is
+
+#: ``PRAGMA application_id`` of a workbench database ("WBFR"), set when the database is created.
+APPLICATION_ID = 0x57424652
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: tables SQLite itself may create.
+_SQLITE_INTERNAL = ("sqlite_",)
+
+
+def _tables_of(sql: str) -> set[str]:
+    return {m.lower() for m in re.findall(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", sql, flags=re.IGNORECASE)}
+
+
+def tables_by_version() -> dict[int, set[str]]:
+    """Tables a workbench database holds at each schema version (from :data:`MIGRATIONS`)."""
+    have: set[str] = set()
+    out = {0: set()}
+    for version, _, sql in MIGRATIONS:
+        have = have | _tables_of(sql)
+        out[version] = set(have)
+    return out
+
+
+class WorkspaceDatabaseError(WorkbenchError):
+    """The workspace database cannot be opened or used: foreign, damaged, full, read-only..."""
+
+
+def _foreign(path: Path, why: str) -> WorkspaceDatabaseError:
+    return WorkspaceDatabaseError(
+        f"{path}: {why}; refusing to use or change it. Give --home a workbench workspace folder "
+        f"(a new folder makes a new workspace), or move this file away"
+    )
+
+
+def check_database_file(path: str | Path) -> None:
+    """Refuse, before anything writes to it, a file that is not a workbench database.
+
+    Accepted: no file or an empty one (a new database); a database stamped with
+    :data:`APPLICATION_ID`; an unstamped SQLite database that holds nothing yet, or exactly the
+    tables of its ``user_version`` in the workbench's history (made before the stamp existed:
+    :func:`connect` stamps it). Reading uses ``immutable=1``, so no lock, journal or WAL file is
+    created beside a foreign file and its bytes never change.
+
+    Raises:
+        WorkspaceDatabaseError: not a SQLite file, another application's database, or a SQLite
+            database whose tables are not the workbench's.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise WorkspaceDatabaseError(f"{path}: is a folder, not the workspace database file")
+        if not stat.S_ISREG(info.st_mode):  # a pipe would block the read below forever
+            raise WorkspaceDatabaseError(f"{path}: is not a regular file (device, pipe or socket), not the workspace database")
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise WorkspaceDatabaseError(f"{path}: is a broken symbolic link, not the workspace database") from None
+        return
+    except OSError as exc:
+        raise WorkspaceDatabaseError(f"{path}: cannot be read ({os_reason(exc)})") from exc
+    if not header:
+        return
+    if len(header) < 100 and _SQLITE_MAGIC.startswith(header[:16]):
+        return  # another process is writing the first page of a new database: SQLite judges it
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise _foreign(path, "is not a SQLite database (not a workbench database)")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == APPLICATION_ID:
+        return
+    if application_id != 0:
+        raise _foreign(path, f"is another application's SQLite database (application_id {application_id:#x})")
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro&immutable=1"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0].lower() for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        raise _foreign(path, f"cannot be read as a SQLite database ({exc})") from exc
+    tables = {t for t in tables if not t.startswith(_SQLITE_INTERNAL)}
+    if version == 0 and not tables:
+        return  # created but not yet migrated (another process may be doing it now)
+    shown = ", ".join(sorted(tables)[:6]) + (" ..." if len(tables) > 6 else "")
+    if version > len(MIGRATIONS):
+        raise WorkspaceDatabaseError(
+            f"{path}: schema version {version} is newer than this workbench knows ({len(MIGRATIONS)}) and the file carries no "
+            "workbench stamp; upgrade the workbench if a newer one wrote it (the file was not changed)"
+        )
+    if version <= 0 or tables_by_version()[version] - tables:
+        raise _foreign(path, f"is a SQLite database but not a workbench database (tables: {shown or 'none'}; schema version {version})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors of SQLite after the database is open
+
+_HINTS = (
+    (("CORRUPT", "NOTADB"), "the database file is damaged; restore it from a backup (`workbench audit verify` checks the audit log)"),
+    (("FULL",), "the disk is full or a file size limit was reached; nothing was written: free space and try again"),
+    (("IOERR",), "the file system failed to read or write it; nothing was written"),
+    (("READONLY",), "it is read-only for this user"),
+    (("BUSY", "LOCKED"), "another process kept it busy for too long; try again"),
+    (("CANTOPEN",), "it cannot be opened (check the folder and its permissions)"),
+    (("PERM", "AUTH"), "access to it was refused"),
+)
+_translated: dict[type, type] = {}
+
+
+def _error_class(original: type) -> type:
+    """A WorkspaceDatabaseError that is also ``original`` (so ``except sqlite3.IntegrityError``
+    in callers still matches), created once per SQLite error class."""
+    cls = _translated.get(original)
+    if cls is None:
+        cls = _translated[original] = type(f"Workspace{original.__name__}", (WorkspaceDatabaseError, original), {})
+    return cls
+
+
+def translate_sqlite_error(exc: sqlite3.Error, path: str | Path) -> WorkspaceDatabaseError:
+    """The package's error for a SQLite error on the database at ``path``, naming the file and
+    saying what to do. The original message stays in the text (refusals by triggers say why)."""
+    if isinstance(exc, WorkspaceDatabaseError):
+        return exc
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    message = str(exc)
+    hint = next((h for codes, h in _HINTS if any(code in name for code in codes)), None)
+    if hint is None and "malformed" in message:
+        hint = _HINTS[0][1]
+    if isinstance(exc, sqlite3.IntegrityError):
+        text = f"{path}: refused: {message}"
+    elif hint:
+        text = f"{path}: {hint} ({message})"
+    else:
+        text = f"{path}: database error ({message})"
+    new = _error_class(type(exc))(text)
+    for attribute in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(exc, attribute):
+            setattr(new, attribute, getattr(exc, attribute))
+    return new
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose SQLite errors are :class:`WorkspaceDatabaseError` naming the file."""
+
+    def _fail(self, exc: sqlite3.Error) -> WorkspaceDatabaseError:
+        return translate_sqlite_error(exc, getattr(self.connection, "path", "workspace database"))
+
+    def execute(self, sql, parameters=(), /):
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+        except OverflowError as exc:  # a number beyond SQLite's 64-bit integers, usually from user input
+            raise WorkspaceDatabaseError(f"a number is too large for the workspace database ({exc})") from exc
+
+    def executemany(self, sql, seq_of_parameters, /):
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def executescript(self, sql_script, /):
+        try:
+            return super().executescript(sql_script)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def fetchmany(self, size=None):
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
+
+
+class Connection(sqlite3.Connection):
+    """The workspace database connection: SQLite errors become :class:`WorkspaceDatabaseError`
+    (subclasses of both it and the original SQLite class) naming the file, at this boundary."""
+
+    path: str = "workspace database"
+
+    def cursor(self, factory=_Cursor):
+        return super().cursor(factory)
+
+    def execute(self, sql, parameters=(), /):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, sql_script, /):
+        return self.cursor().executescript(sql_script)
+
+    def commit(self):
+        try:
+            return super().commit()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from exc
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from exc
+
+    def close(self):
+        try:
+            return super().close()
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self.path) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening
+
+
 def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database, migrated to the current schema.
 
-    The connection is in autocommit mode; group writes with :func:`transaction`.
+    The connection is in autocommit mode; group writes with :func:`transaction`. The file is
+    checked first (:func:`check_database_file`): a foreign file is refused and left unchanged.
+    A new database, its WAL and its shared-memory file are owner-only (0600) whatever the umask
+    (SQLite gives the WAL and SHM files the database file's permissions).
 
     Raises:
-        WorkbenchError: the file is not a SQLite database, or was written by a newer version.
+        WorkbenchError: the file is not a workbench database, is damaged, or was written by a
+            newer version; the folder cannot be created.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode: a crash loses no committed transaction's integrity
-        if migrate:
-            _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise WorkbenchError(f"{path}: not a usable workbench database ({exc})") from exc
+        make_private_dir(path.parent)
+    except OSError as exc:
+        raise WorkspaceDatabaseError(f"{path.parent}: cannot create the workspace folder ({os_reason(exc)})") from exc
+    check_database_file(path)
+    try:
+        # Create the file owner-only before SQLite opens it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise WorkspaceDatabaseError(f"{path}: cannot create the workspace database ({os_reason(exc)})") from exc
+    conn = None
+    try:
+        with private_umask():
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False, factory=Connection)
+            conn.path = str(path)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Checked again through SQLite (the WAL may hold a newer header than the file):
+            # nothing has been written yet.
+            application_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            if application_id not in (0, APPLICATION_ID):
+                raise _foreign(path, f"is another application's SQLite database (application_id {application_id:#x})")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode: a crash loses no committed transaction's integrity
+            if migrate:
+                _migrate(conn, path)
+    except WorkbenchError:
+        if conn is not None:
+            _quiet_close(conn)
+        raise
+    except sqlite3.Error as exc:
+        if conn is not None:
+            _quiet_close(conn)
+        raise WorkspaceDatabaseError(f"{path}: not a usable workbench database ({exc})") from exc
     return conn
+
+
+def _quiet_close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -249,7 +598,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     current = schema_version(conn)
     latest = len(MIGRATIONS)
     if current > latest:
-        raise WorkbenchError(
+        raise WorkspaceDatabaseError(
             f"{path}: schema version {current} is newer than this workbench knows ({latest}); upgrade the workbench"
         )
     for version, _, sql in MIGRATIONS[current:]:
@@ -257,9 +606,15 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             # Re-check inside the write lock: another process may have migrated meanwhile.
             if schema_version(conn) >= version:
                 continue
+            if version == 1:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
+    if int(conn.execute("PRAGMA application_id").fetchone()[0]) != APPLICATION_ID:
+        # A workbench database from before the stamp (its tables were checked): stamp it.
+        with transaction(conn):
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def _statements(sql: str) -> list[str]:
@@ -278,11 +633,23 @@ def _statements(sql: str) -> list[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (including Ctrl-C)."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (including Ctrl-C).
+
+    The rollback never hides the error that caused it: SQLite may already have rolled back
+    (disk full, I/O error), and then there is nothing left to undo.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise

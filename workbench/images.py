@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .fileio import input_problem, os_reason
 
 ImageSource = str | os.PathLike | bytes | np.ndarray
 
@@ -66,16 +68,22 @@ def load_image(
         data = source
     else:
         path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
+        problem = input_problem(path)
+        if problem:
+            raise ImageError(f"{name}: {problem}")
         if path.is_dir():
             raise ImageError(f"{name}: is a folder, expected an image file")
+        if not path.is_file():
+            raise ImageError(f"{name}: not a regular file (device, pipe or socket), expected an image file")
         size = path.stat().st_size
         if size == 0:
             raise ImageError(f"{name}: file is empty (0 bytes)")
         if size > max_bytes:
             raise ImageError(f"{name}: file is {size / 1e6:.0f} MB, above the {max_bytes / 1e6:.0f} MB limit")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot be read ({os_reason(exc)})") from exc
     if not data:
         raise ImageError(f"{name}: file is empty (0 bytes)")
     return _decode(data, name, max_pixels)
@@ -102,9 +110,10 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         # Pillow refuses beyond twice its own limit before we can read the size ourselves.
         raise ImageError(f"{name}: image is above the {max_pixels / 1e6:.0f} megapixel limit ({exc})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports truncated or corrupt data as OSError ("image file is truncated").
-        raise ImageError(f"{name}: image data is corrupt or truncated ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError, MemoryError) as exc:
+        # Pillow reports truncated or corrupt data as OSError ("image file is truncated"), and
+        # malformed headers (EXIF, TIFF tags) as whatever its parsers raise.
+        raise ImageError(f"{name}: image data is corrupt or truncated ({type(exc).__name__}: {exc})") from exc
     return _to_rgb(image, name)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import NoFaceError, WorkbenchError
@@ -14,14 +15,14 @@ if TYPE_CHECKING:
 
 def cmd_faces(args, ws: Workspace, out: Output) -> int:
     engine = ws.engine
-    results, lines, status = [], [], EXIT_OK
+    results, lines, errors = [], [], []
     for image in args.images:
         try:
             faces = engine.analyse(image)
         except WorkbenchError as exc:
             results.append({"path": image, "error": str(exc)})
             lines.append(f"{image}: error: {exc}")
-            status = EXIT_ERROR
+            errors.append(str(exc))  # the message names the file
             continue
         results.append({"path": image, "faces": [f.as_dict() for f in faces]})
         lines.append(f"{image}: {len(faces)} face(s)")
@@ -33,8 +34,13 @@ def cmd_faces(args, ws: Workspace, out: Output) -> int:
                 f"quality {q.score:.2f}  eyes {q.inter_ocular_px:.0f} px  yaw "
                 f"{q.yaw_deg:+.0f}  pitch {q.pitch_deg:+.0f}  sharpness {q.sharpness:.0f}"
             )
-    out.emit({"pack_id": str(engine.pack_id), "images": results}, lines)
-    return status
+    document = {"pack_id": str(engine.pack_id), "images": results}
+    if errors:
+        document["error"] = errors[0] if len(errors) == 1 else f"{len(errors)} of {len(args.images)} images cannot be read"
+    out.emit(document, lines)
+    for message in errors:  # the other images' results are above; the failures also go to stderr
+        print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR if errors else EXIT_OK
 
 
 def cmd_compare(args, ws: Workspace, out: Output) -> int:

@@ -7,10 +7,12 @@ status is then 1. ``--dask`` / ``--workers N`` run the extraction on Dask (same 
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
-from ..errors import WorkbenchError
+from ..errors import FootageError, WorkbenchError
+from ..fileio import checked_output_dir
 from . import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
@@ -23,7 +25,15 @@ def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
 
     ws.require("footage.extract")
 
-    sampling = Sampling(fps=None if args.every_frame else (args.fps or ws.settings.footage_fps), start_s=args.start, end_s=args.end)
+    if args.workers is not None and args.workers < 1:
+        raise FootageError(f"--workers must be at least 1 worker process, got {args.workers}")
+    if args.chunk_s is not None and not args.chunk_s > 0:
+        raise FootageError(f"--chunk-s must be a positive number of seconds, got {args.chunk_s}")
+    # --fps 0 is refused by Sampling, not replaced by the default
+    fps = None if args.every_frame else (args.fps if args.fps is not None else ws.settings.footage_fps)
+    sampling = Sampling(fps=fps, start_s=args.start, end_s=args.end)
+    if args.save_crops:
+        checked_output_dir(args.save_crops, what="folder for face crops (--save-crops)")  # before hours of work, not after
     with warnings.catch_warnings():
         # Each result carries its warnings; they are printed below, once, in the output.
         warnings.simplefilter("ignore", FootageWarning)
@@ -35,11 +45,11 @@ def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
             results = extract_on_dask(args.paths, settings, sampling=sampling, chunk_s=chunk_s, return_errors=True)
         else:
             results = extract_many(args.paths, ws.engine, sampling=sampling, chunk_s=args.chunk_s, return_errors=True)
-    sources, tracks, lines = [], [], []
+    sources, tracks, lines, errors = [], [], [], []
     for path, result in zip(args.paths, results):
         if isinstance(result, WorkbenchError):
             sources.append({"path": path, "error": str(result)})
-            lines.append(f"error: {result}")  # the message names the file
+            errors.append(str(result))  # the message names the file
             continue
         crops = result.save_best_shots(args.save_crops) if args.save_crops else {}
         sources.append(
@@ -63,7 +73,11 @@ def cmd_footage_extract(args, ws: Workspace, out: Output) -> int:
         "sources": sources,
         "tracks": tracks,
     }
+    if errors:
+        document["error"] = errors[0] if len(errors) == 1 else f"{len(errors)} of {len(args.paths)} sources cannot be read"
     out.emit(document, lines)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
     return EXIT_ERROR if any("error" in s for s in sources) else EXIT_OK
 
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 def cmd_enrol(args, ws: Workspace, out: Output) -> int:
     if bool(args.folder) == bool(args.manifest):
         raise GalleryError("give either a folder (one sub-folder per subject) or --manifest CSV, not both and not neither")
+    if args.batch is not None and args.batch < 1:
+        raise GalleryError(f"--batch must be at least 1 image, got {args.batch}")
     with progress_bar("enrolling", "img", enabled=not args.json) as bar:
         summary = ws.enrol(
             args.folder or None,
@@ -23,6 +25,7 @@ def cmd_enrol(args, ws: Workspace, out: Output) -> int:
             report_path=Path(args.report) if args.report else None,
             batch_size=args.batch,
             progress=bar,
+            follow_symlinks=args.follow_symlinks,
         )
     not_indexed = ws.gallery_stats()["not_indexed"]
     data = {**summary.as_dict(), "not_indexed": not_indexed}
@@ -42,6 +45,8 @@ def cmd_enrol(args, ws: Workspace, out: Output) -> int:
 
 
 def cmd_rebuild(args, ws: Workspace, out: Output) -> int:
+    if args.n_trees is not None and args.n_trees < 1:
+        raise GalleryError(f"--n-trees must be at least 1, got {args.n_trees}")
     manifest = ws.rebuild_index(n_trees=args.n_trees)
     if manifest["build_id"] is None:
         out.emit({"build_id": None, "count": 0}, "the gallery is empty: no index (any previous one was deleted)")
@@ -115,6 +120,11 @@ def register(commands, add) -> None:
     p.add_argument("--manifest", metavar="CSV", help="CSV: subject_id,image_path[,name,dob,sex,ethnicity,custody_date,source]")
     p.add_argument("--report", metavar="PATH", help="CSV report of failures (default: <home>/reports/enrol-<time>.csv)")
     p.add_argument("--batch", type=int, metavar="N", help="images analysed per batch and stored per transaction (default 16)")
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="enrol symbolic links inside the folder too (refused by default: a link can point anywhere)",
+    )
     p = add(sub, "rebuild", cmd_rebuild, "build a new Annoy index from the store and swap it in atomically")
     p.add_argument("--n-trees", type=int, metavar="N", help="Annoy trees (default: settings index_n_trees)")
     p = add(sub, "stats", cmd_stats, "subjects, images, faces, pack, index age, records not yet indexed")

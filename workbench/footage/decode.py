@@ -32,9 +32,11 @@ listing, one ``"<sha256 of the still>  <file name>\\n"`` line per still in the o
 
 Damaged input
 -------------
-A missing, empty, unreadable or non-video file is a :class:`FootageError` naming the file. A
-video that ends early (truncated download, cut recording) or holds undecodable packets keeps
-every frame before the damage; a :class:`FootageWarning` names the file and the time. An mp4
+A missing, empty, unreadable or non-video file is a :class:`FootageError` naming the file. So is
+a video whose bytes change between planning and decoding (its size or modification time differ
+from the plan's): the frame index no longer describes it. A video that ends early (truncated
+download, cut recording) or holds undecodable packets keeps every frame before the damage; a
+:class:`FootageWarning` names the file and the time. An mp4
 cut before its index (``moov``) was written cannot be read at all (FFmpeg needs the index) and
 is an error that says so.
 """
@@ -57,7 +59,7 @@ import av
 import numpy as np
 
 from ..errors import FootageError, ImageError
-from ..fileio import sha256_file
+from ..fileio import input_problem, os_reason, sha256_file
 from ..images import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,9 @@ class Chunk:
     time_base: Fraction | None = None
     origin_s: float = 0.0
     files: tuple[str, ...] = ()
+    #: (size in bytes, modification time in ns) of a video when it was planned: decoding
+    #: refuses a file that changed since (its frame index would not describe it any more).
+    file_stat: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,15 +213,30 @@ def _natural_key(name: str) -> list:
 def list_stills(folder: str | os.PathLike) -> list[Path]:
     """The stills of a folder (not recursive), natural-sorted by file name."""
     folder = Path(folder)
-    stills = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    try:
+        stills = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError as exc:
+        raise FootageError(f"{folder}: cannot list the folder ({os_reason(exc)})") from exc
     return sorted(stills, key=lambda p: _natural_key(p.name))
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
+    problem = input_problem(path)
+    if problem == "no such file":
         raise FootageError(f"{path}: no such file or folder")
-    if path.is_file() and path.stat().st_size == 0:
+    if problem:
+        raise FootageError(f"{path}: {problem}")
+    if path.is_dir():
+        return
+    if not path.is_file():
+        raise FootageError(f"{path}: not a regular file (device, pipe or socket); give a video, a still or a folder of stills")
+    if path.stat().st_size == 0:
         raise FootageError(f"{path}: file is empty (0 bytes)")
+
+
+def _file_stat(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return int(info.st_size), int(info.st_mtime_ns)
 
 
 def plan_source(path: str | os.PathLike, sampling: Sampling | None = None, *, chunk_s: float | None = None) -> SourcePlan:
@@ -236,11 +256,18 @@ def plan_source(path: str | os.PathLike, sampling: Sampling | None = None, *, ch
         raise FootageError(f"chunk length must be positive seconds, got {chunk_s!r}")
     path = Path(path)
     _check_path(path)
-    if path.is_dir():
-        return _plan_stills(path, sampling, chunk_s)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return _plan_image(path, sampling)
-    return _plan_video(path, sampling, chunk_s)
+    try:
+        if path.is_dir():
+            return _plan_stills(path, sampling, chunk_s)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _plan_image(path, sampling)
+        return _plan_video(path, sampling, chunk_s)
+    except FootageError:
+        raise
+    except OSError as exc:
+        raise FootageError(f"{path}: cannot be read ({os_reason(exc)})") from exc
+    except (av.FFmpegError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+        raise FootageError(f"{path}: cannot be indexed as footage ({type(exc).__name__}: {exc})") from exc
 
 
 def _chunk_bounds(slots: np.ndarray, slots_per_chunk: int | None) -> list[tuple[int, int]]:
@@ -332,6 +359,7 @@ def _frame_rate(stream) -> float:
 
 
 def _plan_video(path: Path, sampling: Sampling, chunk_s: float | None) -> SourcePlan:
+    before = _file_stat(path)
     sha = sha256_file(path)
     container = _open_container(path)
     try:
@@ -365,10 +393,21 @@ def _plan_video(path: Path, sampling: Sampling, chunk_s: float | None) -> Source
             f"{path}: video data ends at {found_end:.2f} s but the file declares {declared:.2f} s "
             f"(truncated or damaged); faces before {found_end:.2f} s are kept"
         )
+    if _file_stat(path) != before:
+        raise FootageError(f"{path}: the file changed while it was being indexed; extract it again once it is complete")
     keep = np.flatnonzero(sampling.in_range(times))
     slots = sampling.slots(times[keep], keep)
     chunks = tuple(
-        Chunk(str(path), SourceKind.VIDEO, sampling, int(keep[a]), pts=pts[keep[a] : keep[b - 1] + 1], time_base=time_base, origin_s=origin)
+        Chunk(
+            str(path),
+            SourceKind.VIDEO,
+            sampling,
+            int(keep[a]),
+            pts=pts[keep[a] : keep[b - 1] + 1],
+            time_base=time_base,
+            origin_s=origin,
+            file_stat=before,
+        )
         for a, b in _chunk_bounds(slots, _slots_per_chunk(sampling, chunk_s, rate))
     )
     return SourcePlan(info, sampling, chunks, tuple(problems))
@@ -473,7 +512,30 @@ def _still_frames(chunk: Chunk, problems: list[str]) -> Iterator[Frame]:
 
 
 def _video_frames(chunk: Chunk, problems: list[str]) -> Iterator[Frame]:
-    """Decode one chunk: seek to the keyframe before it, keep its sampled frames."""
+    """Decode one chunk: seek to the keyframe before it, keep its sampled frames.
+
+    Raises:
+        FootageError: the file is gone or changed since it was planned.
+    """
+    path = Path(chunk.path)
+    try:
+        now = _file_stat(path)
+    except OSError as exc:
+        raise FootageError(f"{path}: can no longer be read ({os_reason(exc)})") from exc
+    if chunk.file_stat is not None and now != chunk.file_stat:
+        raise FootageError(
+            f"{path}: the file changed since it was indexed (size {chunk.file_stat[0]} -> {now[0]} bytes); "
+            "the frame index no longer describes it: extract it again"
+        )
+    try:
+        yield from _video_frames_unchecked(chunk, problems)
+    except FootageError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, TypeError, IndexError, OverflowError) as exc:
+        problems.append(f"{path}: decoding stopped ({type(exc).__name__}: {exc}); faces found before it are kept")
+
+
+def _video_frames_unchecked(chunk: Chunk, problems: list[str]) -> Iterator[Frame]:
     first, last = int(chunk.pts[0]), int(chunk.pts[-1])
     one_second = max(1, round(1 / chunk.time_base))
     # Seek targets, nearest first; None = decode from the start. Some demuxers (avi, ogg) may
@@ -605,8 +667,10 @@ def read_frames(info: SourceInfo, wanted: Sequence[tuple[int, float]]) -> list[n
                     break
             if i not in found:
                 raise FootageError(f"{info.path}: frame at {target:.3f} s can no longer be decoded")
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, ValueError, TypeError, OverflowError) as exc:
         raise FootageError(f"{info.path}: cannot decode frames again ({exc})") from exc
+    except OSError as exc:
+        raise FootageError(f"{info.path}: cannot be read again ({os_reason(exc)})") from exc
     finally:
         container.close()
     return [found[i] for i in range(len(wanted))]

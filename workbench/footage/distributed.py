@@ -13,6 +13,13 @@ workspace's ``models/``) at the same paths, e.g. on a shared file system.
    per worker process (``threads=1``: one process per core beats threads inside onnxruntime);
 3. ``assemble`` on the client, per source, with the chunks in plan order.
 
+Ctrl-C: the worker processes of a LocalCluster ignore SIGINT (inherited while the cluster starts,
+then set again by :func:`dask_setup`, the workers' preload), so an interrupt reaches this
+process alone, which stops the cluster (the workers never print a traceback); the caller sees
+one KeyboardInterrupt. An interrupt during the few seconds the cluster takes to start is lost.
+Errors of a task that are not the workbench's (a worker that died, an exception of a
+third-party library) become a :class:`FootageError` naming the source.
+
 Results come back in input order and are identical to :func:`workbench.footage.pipeline.extract`:
 chunks are whole sampling slots, frame indices come from the planner's index, and tracking
 runs once over the whole time line, so chunk borders leave no trace in the tracks, their
@@ -21,14 +28,18 @@ order or their ids (a track crossing a border is one track).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from dask.distributed import Client, LocalCluster, wait
 
 from ..config import Settings
-from ..errors import WorkbenchError
+from ..errors import FootageError, WorkbenchError
 from .decode import DEFAULT_CHUNK_S, Sampling, plan_source
 from .pipeline import ChunkResult, FootageResult, assemble, detect_chunk
 from .tracking import TrackerConfig
@@ -61,15 +72,57 @@ def dask_client(settings: Settings, *, workers: int | None = None, connect_timeo
     # One thread per worker process: the engine runs onnxruntime single-threaded, so the
     # processes, not threads, use the cores. No dashboard: nothing should listen on a port
     # the user did not ask for.
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with _sigint_ignored():
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, preload=[__name__]
+        )
     try:
         client = Client(cluster)
         try:
             yield client
         finally:
-            client.close()
+            with _quiet_shutdown():
+                client.close()
     finally:
-        cluster.close()
+        with _quiet_shutdown():
+            cluster.close()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while the cluster starts: the worker processes it spawns inherit the
+    ignored signal, so Ctrl-C in a terminal (sent to every process of the job) stops only this
+    one, which then closes the cluster."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def dask_setup(worker) -> None:
+    """Preload of our LocalCluster's workers: ignore SIGINT (the client stops the workers), and
+    do not report the work cancelled when the client stops them."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
+@contextmanager
+def _quiet_shutdown() -> Iterator[None]:
+    """Stopping a cluster after an interrupt makes Dask log lost tasks and cancelled work:
+    expected then, and noise for the person who pressed Ctrl-C."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):  # a cluster that is already gone needs no closing
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _engine_key(settings: Settings) -> tuple:
@@ -95,11 +148,21 @@ def worker_engine(settings: Settings):
 
 
 def _plan_task(path: str, sampling: Sampling, chunk_s: float | None):
-    return plan_source(path, sampling, chunk_s=chunk_s)
+    try:
+        return plan_source(path, sampling, chunk_s=chunk_s)
+    except WorkbenchError:
+        raise
+    except Exception as exc:  # the boundary of the worker: name the source, keep the others going
+        raise FootageError(f"{path}: cannot be planned ({type(exc).__name__}: {exc})") from exc
 
 
 def _detect_task(chunk, settings: Settings) -> ChunkResult:
-    return detect_chunk(chunk, worker_engine(settings))
+    try:
+        return detect_chunk(chunk, worker_engine(settings))
+    except WorkbenchError:
+        raise
+    except Exception as exc:
+        raise FootageError(f"{chunk.path}: a worker failed on this footage ({type(exc).__name__}: {exc})") from exc
 
 
 def extract_on_dask(
@@ -139,9 +202,10 @@ def extract_on_dask(
                 paths, settings, sampling=sampling, tracking=tracking, chunk_s=chunk_s, client=own, return_errors=return_errors
             )
     # pure=False: a file can change between calls under the same name; never reuse old results.
-    plans = _outcomes(client, client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, pure=False), return_errors)
+    plans = _outcomes(client, client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, pure=False), return_errors, paths)
     chunks = [chunk for plan in plans if not isinstance(plan, WorkbenchError) for chunk in plan.chunks]
-    results = iter(_outcomes(client, client.map(_detect_task, chunks, settings=settings, pure=False), return_errors))
+    futures = client.map(_detect_task, chunks, settings=settings, pure=False)
+    results = iter(_outcomes(client, futures, return_errors, [c.path for c in chunks]))
     out: list[FootageResult | WorkbenchError] = []
     for plan in plans:
         if isinstance(plan, WorkbenchError):
@@ -153,17 +217,23 @@ def extract_on_dask(
     return out
 
 
-def _outcomes(client: Client, futures: list, return_errors: bool) -> list:
-    """Results in order; with ``return_errors``, a task's WorkbenchError stands in its place
-    (any other exception is a bug and is raised)."""
-    if not return_errors:
-        return client.gather(futures)
+def _outcomes(client: Client, futures: list, return_errors: bool, sources: list[str]) -> list:
+    """Results in order; with ``return_errors``, a task's error stands in its place. An error
+    that is not the workbench's (a worker that died: ``KilledWorker``) becomes a FootageError
+    naming the source."""
     wait(futures)
     out = []
-    for future in futures:
+    for future, source in zip(futures, sources):
         if future.status == "error":
             error = future.exception()
             if not isinstance(error, WorkbenchError):
+                error = FootageError(f"{source}: the Dask task failed ({type(error).__name__}: {error})")
+            if not return_errors:
+                raise error
+            out.append(error)
+        elif future.status == "cancelled":
+            error = FootageError(f"{source}: the Dask task was cancelled (the cluster stopped or lost its workers)")
+            if not return_errors:
                 raise error
             out.append(error)
         else:

@@ -3,11 +3,15 @@
 Inputs:
 
 * a folder with one sub-folder per subject (folder name = subject id, the custody reference);
-  every non-hidden file in a sub-folder is an image to enrol;
+  every non-hidden file in a sub-folder is an image to enrol. Symbolic links (sub-folders or
+  files) are not followed unless asked (``follow_symlinks``): a link can point anywhere on the
+  machine. Refused links and anything that is not a regular file are listed in the report;
 * a manifest CSV with a header row: ``subject_id,image_path`` and optionally ``name, dob, sex,
   ethnicity, custody_date, source`` (dates YYYY-MM-DD; sex M, F, X or U). Relative image paths
-  resolve against the CSV's folder. The descriptive fields of the latest manifest replace stored
-  ones; empty cells keep them.
+  resolve against the CSV's folder; every path, once resolved (``..`` and symbolic links
+  followed), must lie under the CSV's folder or one of the ``roots`` (setting
+  ``manifest_roots``), else the row is refused with the reason. The descriptive fields of the
+  latest manifest replace stored ones; empty cells keep them.
 
 Each image is read once: hashed (sha256 of the bytes) and, only if this pack has not enrolled
 those bytes yet, decoded and analysed. Images are analysed in batches (``batch_size`` images per
@@ -29,9 +33,12 @@ CSV report (``ref, subject_id, path, status, reason``), written as the run goes.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import logging
+import os
 import re
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,11 +48,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError, ImageError, WorkbenchError
+from ..fileio import input_problem, open_private, os_reason
 from .store import EnrolledImage, Gallery, SubjectRecord
 
 log = logging.getLogger(__name__)
 
 MANIFEST_REQUIRED = ("subject_id", "image_path")
+#: largest manifest read (bytes): a million rows fit comfortably.
+MANIFEST_MAX_BYTES = 256 * 1024 * 1024
 MANIFEST_OPTIONAL = ("name", "dob", "sex", "ethnicity", "custody_date", "source")
 SEX_CODES = {"M": "male", "F": "female", "X": "other / indeterminate", "U": "unknown"}
 SUBJECT_ID_MAX = 128
@@ -63,6 +73,8 @@ class EnrolItem:
     ref: str  # "manifest.csv:12" or "DIR/subject" : where a person finds the row again
     subject: SubjectRecord
     path: Path
+    #: read the file even if ``path`` is a symbolic link (only when the caller asked for it).
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,53 +153,119 @@ def validate_subject(subject: SubjectRecord) -> SubjectRecord:
     return SubjectRecord(subject_id=sid, **clean)
 
 
-def items_from_folder(folder: Path) -> tuple[list[EnrolItem], list[Outcome]]:
+SYMLINK_REFUSED = "symbolic link, not followed (it may point outside the folder given); use --follow-symlinks to enrol it"
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise GalleryError(f"{folder}: cannot list the folder ({os_reason(exc)})") from exc
+
+
+def items_from_folder(folder: Path, *, follow_symlinks: bool = False) -> tuple[list[EnrolItem], list[Outcome]]:
     """Items of a folder of subject sub-folders, and the problems found while listing it.
+
+    Symbolic links inside the folder (subject folders or images) are refused with the reason
+    unless ``follow_symlinks``; so is anything that is not a folder or a regular file.
 
     Raises:
         GalleryError: the folder is missing, not a folder, or holds no subject sub-folder.
     """
     folder = Path(folder)
-    if not folder.exists():
+    problem = input_problem(folder)
+    if problem == "no such file":
         raise GalleryError(f"{folder}: no such folder; expected a folder with one sub-folder per subject")
+    if problem:
+        raise GalleryError(f"{folder}: {problem}; expected a folder with one sub-folder per subject")
     if not folder.is_dir():
         raise GalleryError(f"{folder}: is a file; expected a folder with one sub-folder per subject (or use --manifest CSV)")
     items, problems = [], []
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    entries = _listing(folder)
+    links = [p for p in entries if p.is_symlink() and not follow_symlinks]
+    for link in links:
+        problems.append(Outcome(str(link), "", str(link), "invalid", SYMLINK_REFUSED))
+    entries = [p for p in entries if p not in links]
     subjects = [p for p in entries if p.is_dir()]
     if not subjects:
         raise GalleryError(f"{folder}: holds no sub-folders; expected one sub-folder per subject (folder name = subject id)")
     for stray in (p for p in entries if not p.is_dir()):
         problems.append(Outcome(str(stray), "", str(stray), "invalid", "file outside a subject sub-folder: whose image it is is unknown"))
     for sub in subjects:
-        files = sorted(p for p in sub.iterdir() if not p.name.startswith(".") and p.is_file())
         try:
             subject = validate_subject(SubjectRecord(sub.name, source=f"folder {folder}"))
         except ValueError as exc:
             problems.append(Outcome(str(sub), sub.name, str(sub), "invalid", str(exc)))
             continue
-        if not files:
+        try:
+            contents = _listing(sub)
+        except GalleryError as exc:
+            problems.append(Outcome(str(sub), subject.subject_id, str(sub), "unreadable", str(exc).split(": ", 1)[-1]))
+            continue
+        files = []
+        for path in contents:
+            if path.is_symlink() and not follow_symlinks:
+                problems.append(Outcome(str(sub), subject.subject_id, str(path), "invalid", SYMLINK_REFUSED))
+            elif path.is_file():
+                files.append(path)
+            elif path.is_dir():
+                problems.append(
+                    Outcome(str(sub), subject.subject_id, str(path), "invalid", "a folder inside a subject folder: not enrolled")
+                )
+            else:
+                why = input_problem(path) or "not a regular file (device, pipe or socket)"
+                problems.append(Outcome(str(sub), subject.subject_id, str(path), "unreadable", why))
+        if not files and not contents:
             problems.append(Outcome(str(sub), subject.subject_id, str(sub), "invalid", "subject folder holds no image files"))
-        items.extend(EnrolItem(str(sub), subject, path) for path in files)
+        items.extend(EnrolItem(str(sub), subject, path, follow_symlinks=follow_symlinks) for path in files)
     return items, problems
 
 
-def items_from_manifest(manifest: Path) -> tuple[list[EnrolItem], list[Outcome]]:
+def _resolve_under(raw: str, base: Path, roots: Sequence[Path]) -> tuple[Path | None, str]:
+    """(the resolved path, "") when ``raw`` (relative to ``base``) resolves under ``base`` or a
+    root, else (None, the reason it is refused)."""
+    if "\x00" in raw:
+        return None, "image_path holds a NUL character"
+    candidate = Path(raw) if Path(raw).is_absolute() else base / raw
+    resolved = Path(os.path.realpath(candidate))
+    allowed = [Path(os.path.realpath(base))] + [Path(os.path.realpath(r)) for r in roots]
+    if any(resolved == a or resolved.is_relative_to(a) for a in allowed):
+        return resolved, ""
+    where = f"the manifest's folder {allowed[0]}" + (f" or the manifest_roots {', '.join(map(str, allowed[1:]))}" if roots else "")
+    return None, (
+        f"path resolves to {resolved}, outside {where}; refused "
+        "(add its folder to the manifest_roots setting to allow it)"
+    )
+
+
+def items_from_manifest(manifest: Path, *, roots: Sequence[Path] = ()) -> tuple[list[EnrolItem], list[Outcome]]:
     """Items of a manifest CSV, and its bad rows as outcomes (the batch goes on without them).
 
+    Args:
+        roots: folders besides the manifest's own whose images the manifest may name (setting
+            ``manifest_roots``); a path resolving anywhere else is refused with the reason.
+
     Raises:
-        GalleryError: the CSV is missing, unreadable, or its header lacks or misnames columns.
+        GalleryError: the CSV is missing, unreadable, too large, or its header lacks or
+            misnames columns.
     """
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise GalleryError(
-            f"{manifest}: no such manifest file; expected a CSV with columns subject_id,image_path[,{','.join(MANIFEST_OPTIONAL)}]"
-        )
+    problem = input_problem(manifest)
+    if problem or not manifest.is_file():
+        what = "no such manifest file" if problem in (None, "no such file") else problem
+        if problem is None:
+            what = "is a folder, not a manifest file" if manifest.is_dir() else "not a regular file"
+        raise GalleryError(f"{manifest}: {what}; expected a CSV with columns subject_id,image_path[,{','.join(MANIFEST_OPTIONAL)}]")
+    size = manifest.stat().st_size
+    if size > MANIFEST_MAX_BYTES:
+        raise GalleryError(f"{manifest}: {size / 1e6:.0f} MB is more than a manifest may be ({MANIFEST_MAX_BYTES / 1e6:.0f} MB); split it")
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise GalleryError(f"{manifest}: not a readable UTF-8 CSV ({exc})") from exc
+    except OSError as exc:
+        raise GalleryError(f"{manifest}: cannot be read ({os_reason(exc)})") from exc
     if not rows:
         raise GalleryError(f"{manifest}: is empty; expected a header row subject_id,image_path[,...]")
     header = [h.strip().lower() for h in rows[0]]
@@ -219,8 +297,11 @@ def items_from_manifest(manifest: Path) -> tuple[list[EnrolItem], list[Outcome]]
             continue
         if subject.source is None:
             subject = replace(subject, source=f"manifest {manifest}")
-        path = Path(raw_path)
-        items.append(EnrolItem(ref, subject, path if path.is_absolute() else manifest.parent / path))
+        path, refused = _resolve_under(raw_path, manifest.parent, roots)
+        if path is None:
+            problems.append(Outcome(ref, subject.subject_id, raw_path, "invalid", refused))
+            continue
+        items.append(EnrolItem(ref, subject, path))
     if not items and not problems:
         raise GalleryError(f"{manifest}: holds a header but no rows to enrol")
     return items, problems
@@ -242,8 +323,7 @@ class _Report:
 
     def add(self, outcome: Outcome) -> None:
         if self.handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(self.path, "w", newline="", encoding="utf-8")
+            self.handle = open_private(self.path, "w", newline="", encoding="utf-8")  # owner-only: names subjects
             self.writer = csv.writer(self.handle)
             self.writer.writerow(self.COLUMNS)
         self.writer.writerow([getattr(outcome, c) for c in self.COLUMNS])
@@ -328,19 +408,10 @@ def _record(summary: EnrolSummary, report: _Report, outcome: Outcome, *, to_repo
 def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, seen: dict) -> _Read | None:
     """Read and hash one file; record and drop it if unreadable or already enrolled."""
     shown = str(item.path)
-    limit = engine.settings.max_file_bytes
     try:
-        size = item.path.stat().st_size
-        if item.path.is_dir():
-            raise ImageError(f"{shown}: is a folder, expected an image file")
-        if size > limit:
-            raise ImageError(f"{shown}: file is {size / 1e6:.0f} MB, above the {limit / 1e6:.0f} MB limit")
-        data = item.path.read_bytes()
-    except FileNotFoundError:
-        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "unreadable", "no such file"))
-        return None
-    except (ImageError, OSError) as exc:
-        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "unreadable", str(exc)))
+        data = _read_file(item, engine.settings.max_file_bytes)
+    except _Refused as exc:
+        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, exc.status, exc.reason))
         return None
     digest = hashlib.sha256(data).hexdigest()
     stored = gallery.enrolled_image(digest, engine.pack_id)
@@ -367,6 +438,46 @@ def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, s
             )
         return None
     return _Read(item, data, digest)
+
+
+class _Refused(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def _read_file(item: EnrolItem, limit: int) -> bytes:
+    """The bytes of a regular file, read through one descriptor (no symbolic link unless the
+    item allows it; nothing that is not a regular file: a pipe or device would block or never end).
+
+    Raises:
+        _Refused: with the outcome's status and the reason.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if item.follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(item.path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not item.follow_symlinks and item.path.is_symlink():  # O_NOFOLLOW refused a link
+            raise _Refused("invalid", SYMLINK_REFUSED) from None
+        raise _Refused("unreadable", input_problem(item.path) or os_reason(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _Refused("unreadable", "is a folder, expected an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _Refused("unreadable", "not a regular file (device, pipe or socket)")
+        if info.st_size > limit:
+            raise _Refused("unreadable", f"file is {info.st_size / 1e6:.0f} MB, above the {limit / 1e6:.0f} MB limit")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise _Refused("unreadable", f"file grew above the {limit / 1e6:.0f} MB limit while it was read")
+        return data
+    except OSError as exc:
+        raise _Refused("unreadable", os_reason(exc)) from None
+    finally:
+        os.close(fd)
 
 
 def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: EnrolSummary, run_id: str, source: str) -> None:

@@ -27,16 +27,27 @@ index files at the next rebuild.
 
 Scores: Annoy's angular distance d between unit vectors converts to cosine as ``1 - d*d/2``; we
 never rely on it and re-rank Annoy's proposals with exact float32 dot products instead.
+
+Damage: a build whose files are missing, of the wrong size, unreadable (a damaged ``.npy``
+header, an Annoy file of garbage) or inconsistent with its manifest is not used: loading it
+raises :class:`GalleryError`, which the gallery turns into exact search with a logged warning
+until ``gallery rebuild``. A rebuild that fails (disk full, file size limit) removes what it
+wrote and leaves the previous build in use. Every file is owner-only (0600, folders 0700).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,8 +58,20 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from ..errors import GalleryError
-from ..fileio import atomic_write, fsync_dir, sha256_file
+from ..fileio import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    PathProblem,
+    atomic_write,
+    fsync_dir,
+    make_private_dir,
+    os_reason,
+    private_umask,
+    sha256_file,
+)
 from ..types import PackId
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -222,8 +245,8 @@ class IndexBuild:
         ``search_k``: nodes Annoy inspects (-1 = its default, n * n_trees); more = fewer misses,
         slower.
         """
-        rows = self.annoy.get_nns_by_vector(probe.astype(np.float32).tolist(), int(n), search_k=int(search_k))
-        return np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(self.annoy.get_nns_by_vector(probe.astype(np.float32).tolist(), int(n), search_k=int(search_k)), np.int64)
+        return rows[(rows >= 0) & (rows < self.count)]  # a damaged file must not index outside the arrays
 
     def rows_of(self, face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, found) for face ids: row numbers in this build, and which ids it holds."""
@@ -237,7 +260,7 @@ class IndexBuild:
         self.annoy.unload()
 
 
-def read_manifest(index_dir: Path) -> dict | None:
+def read_manifest(index_dir: Path, *, warn: bool = True) -> dict | None:
     """The manifest in use, or None when no index was ever built.
 
     Raises:
@@ -247,8 +270,10 @@ def read_manifest(index_dir: Path) -> dict | None:
     path = Path(index_dir) / MANIFEST
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _damaged(f"{path}: index manifest cannot be read ({exc}); run `workbench gallery rebuild`", warn) from exc
     try:
         manifest = json.loads(text)
         if manifest.get("format") != MANIFEST_FORMAT:
@@ -256,9 +281,17 @@ def read_manifest(index_dir: Path) -> dict | None:
         for key in ("build_id", "folder", "pack_id", "count", "dim", "n_trees", "max_face_id", "files"):
             if key not in manifest:
                 raise ValueError(f"key {key!r} missing")
-    except (ValueError, AttributeError) as exc:
-        raise GalleryError(f"{path}: index manifest is unreadable ({exc}); run `workbench gallery rebuild`") from exc
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise _damaged(f"{path}: index manifest is unreadable ({exc}); run `workbench gallery rebuild`", warn) from exc
     return manifest
+
+
+def _damaged(message: str, warn: bool = True) -> GalleryError:
+    """The error for an index that cannot be used, logged as a warning: searches fall back to
+    exact search over the stored faces until the next rebuild."""
+    if warn:
+        log.warning("%s (searching exactly meanwhile)", message)
+    return GalleryError(message)
 
 
 def load_build(index_dir: Path) -> IndexBuild | None:
@@ -271,36 +304,81 @@ def load_build(index_dir: Path) -> IndexBuild | None:
         manifest = read_manifest(index_dir)
         if manifest is None:
             return None
-        folder = Path(index_dir) / manifest["folder"]
+        folder = Path(index_dir) / str(manifest["folder"])
+        if Path(str(manifest["folder"])).name != str(manifest["folder"]) or not str(manifest["folder"]).startswith("build-"):
+            raise _damaged(
+                f"{index_dir / MANIFEST}: names the build folder {manifest['folder']!r}, not one of its own; "
+                "run `workbench gallery rebuild`"
+            )
         try:
             return _open_build(manifest, folder)
         except FileNotFoundError:
             # A rebuild swapped the manifest and deleted this folder between our two reads.
             if attempt == 1:
-                raise GalleryError(f"{folder}: index files named by {MANIFEST} are missing; run `workbench gallery rebuild`") from None
+                raise _damaged(f"{folder}: index files named by {MANIFEST} are missing; run `workbench gallery rebuild`") from None
+        except (OSError, ValueError, TypeError, KeyError, EOFError) as exc:
+            raise _damaged(f"{folder}: index files cannot be read ({exc}); run `workbench gallery rebuild`") from exc
     return None  # pragma: no cover (the loop returns or raises)
 
 
+#: rows of a build whose Annoy vectors are compared with the embeddings when it is loaded.
+CHECK_ROWS = 8
+
+
 def _open_build(manifest: dict, folder: Path) -> IndexBuild:
+    """Load a build, checking it against its manifest first (sizes, array headers and types,
+    Annoy's item count, a sample of Annoy's vectors against the embeddings).
+
+    Raises:
+        FileNotFoundError: a file is gone (a rebuild may have swapped the build meanwhile).
+        GalleryError: anything else wrong with it.
+    """
+    rebuild = "run `workbench gallery rebuild`"
+    for name in (ANN_FILE, EMBEDDINGS_FILE, FACE_IDS_FILE):
+        if name not in manifest["files"]:
+            raise _damaged(f"{folder}: the manifest lists no {name}; {rebuild}")
     for name, info in manifest["files"].items():
         size = (folder / name).stat().st_size  # FileNotFoundError handled by the caller
         if size != info["bytes"]:
-            raise GalleryError(f"{folder / name}: {size} bytes, the manifest says {info['bytes']}; run `workbench gallery rebuild`")
-    annoy = AnnoyIndex(int(manifest["dim"]), "angular")
+            raise _damaged(f"{folder / name}: {size} bytes, the manifest says {info['bytes']}; {rebuild}")
+    expected = (int(manifest["count"]), int(manifest["dim"]))
+    try:
+        embeddings = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r", allow_pickle=False)
+        face_ids = np.load(folder / FACE_IDS_FILE, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError, UnicodeError...
+        raise _damaged(f"{folder}: an index array is damaged ({type(exc).__name__}: {exc}); {rebuild}") from exc
+    if embeddings.dtype != np.float32 or face_ids.dtype != np.int64:
+        raise _damaged(f"{folder}: index arrays are {embeddings.dtype} and {face_ids.dtype}, expected float32 and int64; {rebuild}")
+    if embeddings.shape != expected or face_ids.shape != expected[:1]:
+        raise _damaged(f"{folder}: index arrays are {embeddings.shape} and {face_ids.shape}; the manifest says {expected}; {rebuild}")
+    if len(face_ids) > 1 and np.any(np.diff(face_ids) <= 0):
+        raise _damaged(f"{folder / FACE_IDS_FILE}: face ids are not ascending; {rebuild}")
+    annoy = AnnoyIndex(expected[1], "angular")
     try:
         annoy.load(str(folder / ANN_FILE), prefault=False)
     except OSError as exc:
-        raise GalleryError(f"{folder / ANN_FILE}: Annoy cannot load it ({exc}); run `workbench gallery rebuild`") from exc
-    embeddings = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")
-    face_ids = np.load(folder / FACE_IDS_FILE)
-    expected = (int(manifest["count"]), int(manifest["dim"]))
-    if embeddings.shape != expected or face_ids.shape != expected[:1] or annoy.get_n_items() != expected[0]:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise _damaged(f"{folder / ANN_FILE}: Annoy cannot load it ({exc}); {rebuild}") from exc
+    problem = _annoy_problem(annoy, manifest, embeddings)
+    if problem:
         annoy.unload()
-        raise GalleryError(
-            f"{folder}: index holds {annoy.get_n_items()} items and arrays {embeddings.shape}, {face_ids.shape}; "
-            f"the manifest says {expected}; run `workbench gallery rebuild`"
-        )
+        raise _damaged(f"{folder / ANN_FILE}: {problem}; {rebuild}")
     return IndexBuild(manifest, folder, annoy, embeddings, face_ids)
+
+
+def _annoy_problem(annoy: AnnoyIndex, manifest: dict, embeddings: np.ndarray) -> str | None:
+    """Why the loaded Annoy file does not describe these embeddings (garbage, another build), or None."""
+    count = int(manifest["count"])
+    if annoy.get_n_items() != count:
+        return f"holds {annoy.get_n_items()} items, the manifest says {count}"
+    for row in np.unique(np.linspace(0, count - 1, num=min(count, CHECK_ROWS)).astype(np.int64)) if count else []:
+        stored = np.asarray(annoy.get_item_vector(int(row)), np.float32)
+        if stored.shape != (embeddings.shape[1],) or not np.allclose(stored, embeddings[row], atol=1e-5):
+            return f"item {row} differs from the build's embeddings (damaged or replaced)"
+    return None
 
 
 def verify_build(index_dir: Path) -> list[str]:
@@ -439,7 +517,9 @@ class BuildWriter:
         self.build_id = f"{stamp}-{secrets.token_hex(3)}"
         self.tmp = self.index_dir / f".build-{self.build_id}.tmp"
         self.final = self.index_dir / f"build-{self.build_id}"
-        self.tmp.mkdir(parents=True)
+        make_private_dir(self.index_dir)
+        self.tmp.mkdir(mode=PRIVATE_DIR)
+        os.chmod(self.tmp, PRIVATE_DIR)
         self.started = time.monotonic()
         self.embeddings: np.ndarray | None = None
         self.face_ids: np.ndarray | None = None
@@ -448,8 +528,15 @@ class BuildWriter:
         """(embeddings (count, dim) float32 memmap, face_ids (count,) int64) for the caller to fill.
 
         The embeddings go straight to the build's file, so a million rows never sit in RAM twice.
+        The file's blocks are reserved first: a disk that fills up (or a file-size limit) is then
+        an OSError here, not a SIGBUS when the memory map is written.
+
+        Raises:
+            OSError: the file cannot be created at its full size (disk full, size limit).
         """
-        self.embeddings = np.lib.format.open_memmap(self.tmp / EMBEDDINGS_FILE, mode="w+", dtype=np.float32, shape=(count, dim))
+        path = self.tmp / EMBEDDINGS_FILE
+        self.embeddings = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
+        _reserve(path)
         self.face_ids = np.zeros(count, np.int64)
         return self.embeddings, self.face_ids
 
@@ -462,13 +549,7 @@ class BuildWriter:
         count, dim = self.embeddings.shape
         np.save(self.tmp / FACE_IDS_FILE, self.face_ids)
         self.embeddings.flush()
-        annoy = AnnoyIndex(dim, "angular")
-        annoy.set_seed(ANNOY_SEED)
-        annoy.on_disk_build(str(self.tmp / ANN_FILE))
-        for i in range(count):
-            annoy.add_item(i, self.embeddings[i])
-        annoy.build(int(n_trees), n_jobs=n_jobs)
-        annoy.unload()
+        _build_annoy_in_child(self.tmp, int(n_trees), int(n_jobs))
 
     def commit(self, manifest_fields: dict) -> dict:
         """fsync, rename the folder, atomically replace the manifest, delete older builds.
@@ -478,6 +559,7 @@ class BuildWriter:
         files = {}
         for name in (ANN_FILE, EMBEDDINGS_FILE, FACE_IDS_FILE):
             path = self.tmp / name
+            os.chmod(path, PRIVATE_FILE)  # embeddings are biometric data: owner-only whatever the umask
             _fsync_file(path)
             files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         fsync_dir(self.tmp)
@@ -497,27 +579,45 @@ class BuildWriter:
             "build_seconds": round(time.monotonic() - self.started, 3),
             **manifest_fields,
         }
-        atomic_write(self.index_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), mode=0o644)
+        atomic_write(self.index_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
         remove_unused_builds(self.index_dir, keep=self.final.name)
         return manifest
 
 
 @contextlib.contextmanager
 def new_build(index_dir: Path) -> Iterator[BuildWriter]:
-    """Hold the index lock, yield a :class:`BuildWriter`, clean up its temp folder on failure."""
+    """Hold the index lock, yield a :class:`BuildWriter`, clean up on failure.
+
+    Whatever fails before the manifest names the new build (disk full, a file size limit, an
+    interruption) removes the new build's files and leaves the previous build in use.
+
+    Raises:
+        GalleryError: the index folder or the build's files cannot be written (naming why).
+    """
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with _index_lock(index_dir):
-        # Leftovers of builds that crashed: safe to delete, we hold the lock.
-        remove_unused_builds(index_dir, keep=_current_folder(index_dir))
-        writer = BuildWriter(index_dir)
-        try:
-            yield writer
-        except BaseException:
-            if writer.embeddings is not None:
-                del writer.embeddings
-            shutil.rmtree(writer.tmp, ignore_errors=True)
-            raise
+    try:
+        with private_umask(), _index_lock(index_dir):
+            # Leftovers of builds that crashed: safe to delete, we hold the lock.
+            remove_unused_builds(index_dir, keep=_current_folder(index_dir))
+            writer = BuildWriter(index_dir)
+            try:
+                yield writer
+            except BaseException:
+                writer.embeddings = None  # drop the memory map before deleting its file
+                shutil.rmtree(writer.tmp, ignore_errors=True)
+                if writer.final.exists() and _current_folder(index_dir) != writer.final.name:
+                    shutil.rmtree(writer.final, ignore_errors=True)  # renamed, but the manifest never named it
+                raise
+    except OSError as exc:
+        raise GalleryError(
+            f"{index_dir}: cannot write the index build ({_os_text(exc)}); the previous index is kept and searches go on"
+        ) from exc
+
+
+def _os_text(exc: OSError) -> str:
+    if exc.filename is not None:
+        return f"{exc.filename}: {os_reason(exc)}"
+    return os_reason(exc) if exc.errno is not None else str(exc)
 
 
 def clear_index(index_dir: Path) -> None:
@@ -525,7 +625,7 @@ def clear_index(index_dir: Path) -> None:
     index_dir = Path(index_dir)
     if not index_dir.exists():
         return
-    with _index_lock(index_dir):
+    with private_umask(), _index_lock(index_dir):
         (index_dir / MANIFEST).unlink(missing_ok=True)
         fsync_dir(index_dir)
         remove_unused_builds(index_dir, keep=None)
@@ -543,7 +643,7 @@ def remove_unused_builds(index_dir: Path, *, keep: str | None) -> list[str]:
 
 def _current_folder(index_dir: Path) -> str | None:
     try:
-        manifest = read_manifest(index_dir)
+        manifest = read_manifest(index_dir, warn=False)
     except GalleryError:
         return None
     return manifest["folder"] if manifest else None
@@ -552,6 +652,7 @@ def _current_folder(index_dir: Path) -> str | None:
 @contextlib.contextmanager
 def _index_lock(index_dir: Path) -> Iterator[None]:
     """One rebuild at a time per workspace; a second waits for the first (flock, freed on crash)."""
+    make_private_dir(index_dir)
     with open(index_dir / LOCK_FILE, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -560,8 +661,78 @@ def _index_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _build_annoy_in_child(folder: Path, n_trees: int, n_jobs: int) -> None:
+    """Write ``faces.ann`` from ``embeddings.npy`` in ``folder``, in a child process.
+
+    Annoy's on-disk build grows its file with ``ftruncate`` and writes through a memory map,
+    and does not stop when the file cannot grow (disk full, file-size limit): the writing
+    process dies of SIGBUS. In a child, that death is a clean error here, and the previous
+    index stays in use. (Building in memory instead would need the whole index in RAM.)
+
+    Raises:
+        OSError: the child could not write the file (the reason, and the file, named).
+    """
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)\n"  # Ctrl-C: the parent reports it, once
+        "from workbench.gallery.index import _annoy_child_main; _annoy_child_main()"
+    )
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(n_trees), str(n_jobs)], capture_output=True, text=True, env=env, check=False
+    )
+    if proc.returncode == 0:
+        return
+    target = str(folder / ANN_FILE)
+    if proc.returncode == -signal.SIGINT:
+        raise KeyboardInterrupt
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        why = (
+            "the disk is full or the file size limit was reached (the index writer was stopped by SIGBUS)"
+            if name == "SIGBUS"
+            else f"the index writer was stopped by {name}"
+        )
+        raise PathProblem(errno.EIO, why, target)
+    detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    raise PathProblem(errno.EIO, f"the index writer failed ({detail})", target)
+
+
+def _annoy_child_main() -> None:
+    """The child of :func:`_build_annoy_in_child`: ``argv`` = folder, n_trees, n_jobs."""
+    folder, n_trees, n_jobs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    try:
+        embeddings = np.load(folder / EMBEDDINGS_FILE, mmap_mode="r")
+        count, dim = embeddings.shape
+        annoy = AnnoyIndex(dim, "angular")
+        annoy.set_seed(ANNOY_SEED)
+        annoy.on_disk_build(str(folder / ANN_FILE))
+        for i in range(count):
+            annoy.add_item(i, embeddings[i])
+        annoy.build(n_trees, n_jobs=n_jobs)
+        annoy.unload()
+    except Exception as exc:  # reported by the parent, one line
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Files
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the blocks of a file at its current size (no holes left to fill later)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it: nothing to reserve
+                    raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:

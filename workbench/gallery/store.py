@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import audit
 from ..config import Settings
-from ..db import connect, transaction, utc_now
+from ..db import connect, utc_now
 from ..errors import GalleryError, PackMismatchError
 from ..types import Face, PackId
 
@@ -167,7 +167,7 @@ class Gallery:
             PackMismatchError: a face was embedded with another pack than the gallery's.
         """
         image_ids: list[int | None] = []
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             for image in images:
                 if image.face.pack_id is None or image.face.embedding is None:
                     raise GalleryError(f"{image.path}: face has no embedding to enrol")
@@ -178,15 +178,30 @@ class Gallery:
                 self._upsert_subject(image.subject)
                 image_ids.append(self._insert_image(image))
             stored = sum(i is not None for i in image_ids)
-            audit.append(self.conn, user=self.settings.user, action="gallery.enrol", details={**audit_details, "images": stored})
+            audit.append(
+                self.conn,
+                user=self.settings.user,
+                action="gallery.enrol",
+                details={**audit_details, "images": stored},
+                covers=audit.rows_of_images(self.conn, [i for i in image_ids if i is not None]),
+            )
         return image_ids
 
     def update_subject(self, subject: SubjectRecord) -> None:
         """Refresh an existing subject's descriptive fields (no-op for an unknown subject)."""
         if self.subject(subject.subject_id) is None:
             return
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
+            before = audit.rows_hashes(self.conn, {"subject": [subject.subject_id]})
             self._upsert_subject(subject)
+            if audit.rows_hashes(self.conn, {"subject": [subject.subject_id]}) != before:
+                audit.append(
+                    self.conn,
+                    user=self.settings.user,
+                    action="gallery.subject_update",
+                    details={"subject_id": subject.subject_id},
+                    covers={"subject": [subject.subject_id]},
+                )
 
     def _upsert_subject(self, s: SubjectRecord) -> None:
         self.conn.execute(
@@ -260,11 +275,12 @@ class Gallery:
         Raises:
             GalleryError: no such subject.
         """
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             if self.subject(subject_id) is None:
                 raise GalleryError(f"subject {subject_id!r} is not in the gallery in {self.settings.home}; nothing removed")
             images = self.conn.execute("SELECT COUNT(*) FROM custody_images WHERE subject_id = ?", (subject_id,)).fetchone()[0]
             faces = self.conn.execute("SELECT COUNT(*) FROM faces WHERE subject_id = ?", (subject_id,)).fetchone()[0]
+            removed = audit.rows_of_subject(self.conn, subject_id)  # ids only: the audit entry names what went
             # Children first so the tombstone trigger sees each face; the cascade is a safety net.
             self.conn.execute("DELETE FROM faces WHERE subject_id = ?", (subject_id,))
             self.conn.execute("DELETE FROM custody_images WHERE subject_id = ?", (subject_id,))
@@ -274,6 +290,7 @@ class Gallery:
                 user=self.settings.user,
                 action="gallery.remove",
                 details={"subject_id": subject_id, "images": int(images), "faces": int(faces)},
+                removes=removed,
             )
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if vacuum:
@@ -477,7 +494,7 @@ class Gallery:
                     "removed_seq": removed_seq,
                 }
             )
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             # Tombstones older than the snapshot name faces the new build no longer holds.
             self.conn.execute("DELETE FROM gallery_removed_faces WHERE seq <= ?", (removed_seq,))
             audit.append(
@@ -498,7 +515,7 @@ class Gallery:
     def _clear_index(self) -> dict:
         """An empty gallery has no index: delete it (it may hold embeddings of removed subjects)."""
         clear_index(self.settings.index_dir)
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             self.conn.execute("DELETE FROM gallery_removed_faces")
             audit.append(self.conn, user=self.settings.user, action="gallery.rebuild", details={"build_id": None, "count": 0})
         return {
