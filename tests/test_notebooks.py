@@ -107,11 +107,22 @@ def test_gallery_admin_notebook(demo_home, tmp_path):
     assert "The gallery holds 8 subjects" in out
 
 
-def test_threshold_tuning_notebook_on_package_images(demo_home, tmp_path):
-    out = run_notebook("threshold_tuning.ipynb", demo_home, tmp_path, user="tech1", parameters={"DATASET": "package"})
+def test_threshold_tuning_notebook_on_package_images(demo_home, tmp_path, engine):
+    reason = "notebook test: package images (never in a real workspace)"
+    out = run_notebook(
+        "threshold_tuning.ipynb", demo_home, tmp_path, user="tech1", parameters={"DATASET": "package", "RECORD_REASON": reason}
+    )
     assert "package images, not a benchmark" in out.lower()
-    assert "Evaluation done" in out
     assert "'auc'" in out and "'rank1'" in out
+    assert "FNMR at threshold" in out  # the intervals table
+    assert "No recommendation: a rate of 0.01 needs at least 300 different-person comparisons" in out  # 90 pairs: too few, said
+    assert "photo_half" in out and "left" in out and "right" in out  # the per-group table and ratios
+    assert "recorded threshold version" in out and "<widget>" in out
+    assert "STATUS success | Threshold" in out and "every search from now on records it" in out  # the app's last word
+    with Workspace(Settings(home=demo_home, user="tech1"), engine=engine) as ws:
+        version = ws.current_threshold()
+    assert version is not None and version.reason == reason and version.set_by == "tech1"
+    assert version.evaluation_sha256 and version.evaluation["kind"] == "tuning notebook"
 
 
 @pytest.mark.shared_data
@@ -128,3 +139,4 @@ def test_threshold_tuning_notebook_on_glint24(demo_home, shared_data, tmp_path):
     )
     assert "glint24_aligned" in out and "Evaluation done" in out
     assert "'aligned': True" in out  # glint24 crops are evaluated as aligned crops, without detection
+    assert "sex" in out and "Nothing recorded: RECORD_REASON is blank." in out  # metadata.csv gives the groups; nothing set

@@ -196,6 +196,10 @@ class Candidate:
         per_probe_scores: the subject's best score against each face of the probe, in the
             probe's face order (one value for a single face).
         probe_id: the probe whose list this candidate is on (None for a bare face search).
+        fmr_at_score: the estimated false match rate of a non-mated face scoring this high, from
+            the gallery's calibration (:mod:`workbench.thresholds`); 0.0 when no non-mated
+            comparison of the calibration scored this high (below 1 in its size); None when no
+            calibration was used.
 
     ``image_id`` and ``face_id`` are None only in a recorded list whose custody record was
     removed since (the list is kept as shown; the image is gone).
@@ -209,6 +213,7 @@ class Candidate:
     above_threshold: bool | None
     per_probe_scores: tuple[float, ...] = ()
     probe_id: str | None = None
+    fmr_at_score: float | None = None
 
     def as_dict(self) -> dict:
         """JSON-ready: the keys of DESIGN.md first, then face id and per-probe scores."""
@@ -221,6 +226,7 @@ class Candidate:
             "face_id": self.face_id,
             "per_probe_scores": [round(float(s), 4) for s in self.per_probe_scores],
             "probe_id": self.probe_id,
+            "fmr_at_score": None if self.fmr_at_score is None else float(f"{self.fmr_at_score:.4g}"),
         }
 
 
@@ -591,6 +597,12 @@ class SearchRun:
         replay_of: the search this one replayed, or None.
         probes: the probes searched, in the order shown, with their evidence and embeddings.
         candidates: every probe's list; each candidate names its probe.
+        threshold_version: the pack's operating threshold version in force when it ran (see
+            :mod:`workbench.thresholds`), or None when none was set.
+        calibration: the score calibration behind each candidate's ``fmr_at_score`` (id, pack,
+            time, pairs, faces, subjects, exhaustive), or None.
+        notes: what the search says about its threshold (no version set for the pack...).
+        warnings: what a reader must not miss (searched below the set operating point).
     """
 
     search_id: int
@@ -606,6 +618,10 @@ class SearchRun:
     replay_of: int | None
     probes: tuple[Probe, ...]
     candidates: tuple[Candidate, ...]
+    threshold_version: int | None = None
+    calibration: dict | None = None
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def candidates_of(self, probe_id: str) -> list[Candidate]:
         return [c for c in self.candidates if c.probe_id == probe_id]
@@ -620,7 +636,7 @@ class SearchRun:
         """Every candidate of every probe as a pandas DataFrame, one row each, in the order shown."""
         import pandas as pd
 
-        columns = ["probe_id", "rank", "subject_id", "score", "above_threshold", "image_id", "face_id"]
+        columns = ["probe_id", "rank", "subject_id", "score", "above_threshold", "fmr_at_score", "image_id", "face_id"]
         return pd.DataFrame([[getattr(c, name) for name in columns] for c in self.candidates], columns=columns)
 
     def as_dict(self) -> dict:
@@ -639,6 +655,10 @@ class SearchRun:
             "method": self.method,
             "gallery_faces": self.gallery_version.get("live_faces"),
             "replay_of": self.replay_of,
+            "threshold_version": self.threshold_version,
+            "calibration": self.calibration,
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
             "candidates": probes[0]["candidates"] if probes else [],
             "probes": probes,
         }

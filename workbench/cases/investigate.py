@@ -31,6 +31,7 @@ from ..footage import VIDEO_SUFFIXES, FootageResult, Sampling, extract, track_pr
 from ..gallery.search import search_many, search_probes
 from ..gallery.store import Gallery
 from ..images import crop_box
+from ..thresholds import Calibration, OperatingPoint, annotate, search_notes
 from ..types import Probe, SearchMode, SearchRun
 from .store import CaseStore, png_bytes
 
@@ -38,6 +39,30 @@ log = logging.getLogger(__name__)
 
 #: share of the face box added on each side of the crop shown to reviewers.
 CROP_MARGIN = 0.5
+#: longest case reference accepted.
+REFERENCE_MAX = 64
+
+
+def check_reference(reference: str) -> str:
+    """A new case's reference, stripped: 1 to 64 printable characters, no control characters
+    (references are printed in lists, reports and file names).
+
+    Raises:
+        CaseError: naming what is wrong with the reference.
+    """
+    text = (reference or "").strip() if isinstance(reference, str) or reference is None else None
+    if text is None:
+        raise CaseError(f"a case reference must be text, got {type(reference).__name__}")
+    if not text:
+        raise CaseError("a case needs a reference (the crime or incident reference)")
+    if len(text) > REFERENCE_MAX:
+        raise CaseError(f"case reference {text[:20]!r}... is {len(text)} characters long; at most {REFERENCE_MAX} are allowed")
+    if not text.isprintable():
+        bad = sorted({f"U+{ord(c):04X}" for c in text if not c.isprintable()})
+        raise CaseError(
+            f"case reference {text!r} holds control or non-printable characters ({', '.join(bad)}); use letters, digits and punctuation"
+        )
+    return text
 
 
 def is_video(path: str | Path) -> bool:
@@ -176,8 +201,15 @@ def search_and_record(
     mode: SearchMode | str = SearchMode.INVESTIGATION,
     exact: bool | None = None,
     pack_default: float | None = None,
+    operating: OperatingPoint | None = None,
+    calibration: Calibration | None = None,
 ) -> SearchRun:
     """Search ``probes`` (best quality first) inside open case ``case_ref`` and record everything.
+
+    ``operating``: the threshold to use and the pack's set version (:func:`workbench.thresholds.operating_point`);
+    when given, ``threshold`` is ignored and the run records the version, and carries a warning
+    when it searched below it, or a note when the pack has none. ``calibration``: gives each
+    candidate its ``fmr_at_score``.
 
     Raises:
         CaseError: the case is unknown or not open, no probes, or two probes share an id.
@@ -186,8 +218,30 @@ def search_and_record(
     store.require_open(case_ref)
     if not probes:
         raise CaseError("give at least one probe to search")
+    if operating is not None:
+        threshold = operating.threshold
     results = search_probes(gallery, list(probes), top=top, threshold=threshold, mode=mode, exact=exact, pack_default=pack_default)
-    run = store.record_search(case_ref, results, top=top, gallery_version=gallery_version(gallery))
+    notes: list[str] = []
+    warnings: list[str] = []
+    if operating is not None:
+        used = results[0][1]
+        notes, warnings = search_notes(
+            OperatingPoint(used.threshold, operating.source, operating.version), mode=used.mode, pack_id=used.pack_id,
+            calibration=calibration,
+        )  # fmt: skip
+    results = [(probe, annotate(found, calibration)) for probe, found in results]
+    run = store.record_search(
+        case_ref,
+        results,
+        top=top,
+        gallery_version=gallery_version(gallery),
+        threshold_version=operating.version.version if operating is not None and operating.version is not None else None,
+        calibration_id=calibration.calibration_id if calibration is not None else None,
+        notes=notes,
+        warnings=warnings,
+    )
+    for warning in run.warnings:  # shown by every caller (CLI, dashboard, report); logged for the record
+        log.info("search %s: %s", run.search_id, warning)
     log.info("search %s in case %s: %d probe(s), %s search", run.search_id, case_ref, len(run.probes), run.method)
     return run
 
@@ -216,15 +270,20 @@ class ReplayResult:
 SCORE_TOLERANCE = 1e-4
 
 
-def replay(store: CaseStore, gallery: Gallery, search_id: int) -> ReplayResult:
+def replay(store: CaseStore, gallery: Gallery, search_id: int, *, calibration: Calibration | None = None) -> ReplayResult:
     """Re-run recorded search ``search_id`` with its probe embeddings, pack, top, threshold and
-    mode, record the replay in the same case, and compare the candidate lists.
+    mode, record the replay in the same case, and compare the candidate lists. The replay keeps
+    the original's threshold version, notes and warnings (the same settings); ``calibration``
+    (the current one) gives its candidates their ``fmr_at_score``.
 
     A different list after a gallery change (enrolments, removals) is expected; the result says
     what changed. The case must still be open (a replay is a new search), and nothing is
     recorded when the replay cannot run.
     """
-    original = store.search(search_id)
+    try:
+        original = store.search(search_id)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # a damaged record (JSON, enum values, arrays)
+        raise CaseError(f"search {search_id}: the recorded search cannot be read back ({exc}); it cannot be replayed") from exc
     store.require_open(original.case_ref)
     gallery.check_pack(original.pack_id, what=f"recorded search {search_id} (pack {original.pack_id.short})")
     probes = list(original.probes)
@@ -232,10 +291,14 @@ def replay(store: CaseStore, gallery: Gallery, search_id: int) -> ReplayResult:
     lists = search_many(gallery, probes, top=original.top, threshold=original.threshold, mode=original.mode)
     replayed = store.record_search(
         original.case_ref,
-        list(zip(probes, lists)),
+        [(probe, annotate(found, calibration)) for probe, found in zip(probes, lists)],
         top=original.top,
         gallery_version=gallery_version(gallery),
         replay_of=original.search_id,
+        threshold_version=original.threshold_version,
+        calibration_id=calibration.calibration_id if calibration is not None else None,
+        notes=original.notes,
+        warnings=original.warnings,
     )
     differences = compare_runs(original, replayed)
     return ReplayResult(original, replayed, not differences, differences)

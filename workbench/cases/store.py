@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import audit
-from ..db import connect, transaction, utc_now
+from ..db import connect, utc_now
 from ..errors import CaseError, ReviewError
 from ..fileio import sha256_file
 from ..types import (
@@ -98,7 +98,7 @@ class CaseStore:
         officer = (officer or self.user).strip()
         now = utc_now()
         try:
-            with transaction(self.conn):
+            with audit.transaction(self.conn):
                 self.conn.execute(
                     "INSERT INTO cases (reference, offence, purpose, officer, status, "
                     "created_utc, created_by, updated_utc) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
@@ -110,6 +110,7 @@ class CaseStore:
                     action="case.new",
                     case_ref=reference,
                     details={"offence": fields["offence"], "purpose": fields["purpose"], "officer": officer},
+                    covers={"case": [reference]},
                 )
         except sqlite3.IntegrityError as exc:
             raise CaseError(f"case {reference!r} already exists") from exc
@@ -136,7 +137,7 @@ class CaseStore:
             return case
         if case.status == CaseStatus.ARCHIVED:
             raise CaseError(f"case {reference!r} is archived and cannot change status")
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             self.conn.execute("UPDATE cases SET status = ?, updated_utc = ? WHERE reference = ?", (status.value, utc_now(), reference))
             audit.append(
                 self.conn,
@@ -144,6 +145,7 @@ class CaseStore:
                 action=f"case.{status.value}",
                 case_ref=reference,
                 details={"from": case.status.value, "to": status.value, "reason": reason},
+                covers={"case": [reference]},
             )
         return self.case(reference)
 
@@ -173,6 +175,10 @@ class CaseStore:
         top: int,
         gallery_version: dict,
         replay_of: int | None = None,
+        threshold_version: int | None = None,
+        calibration_id: int | None = None,
+        notes: Sequence[str] = (),
+        warnings: Sequence[str] = (),
     ) -> SearchRun:
         """Record a search exactly as shown, with its audit entry, in one transaction.
 
@@ -183,6 +189,9 @@ class CaseStore:
                 best face's aligned crop.
             top: the list length asked for.
             gallery_version: what was searched (index build and checksum, live counts).
+            threshold_version, calibration_id: the pack's operating threshold version in force
+                and the score calibration behind each candidate's ``fmr_at_score`` (or None).
+            notes, warnings: what the search said about its threshold, as shown.
         """
         self.require_open(case_ref)
         if not results:
@@ -193,10 +202,11 @@ class CaseStore:
             raise CaseError(f"probe ids must be unique within a search; repeated: {', '.join(repeated)}")
         first = results[0][1]
         now = utc_now()
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             cursor = self.conn.execute(
                 "INSERT INTO searches (case_ref, time_utc, user, pack_id, gallery_version, top, "
-                "threshold, mode, method, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "threshold, mode, method, replay_of, threshold_version, calibration_id, notes_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     case_ref,
                     now,
@@ -208,6 +218,9 @@ class CaseStore:
                     first.mode.value,
                     first.method,
                     replay_of,
+                    threshold_version,
+                    calibration_id,
+                    json.dumps({"notes": list(notes), "warnings": list(warnings)}) if notes or warnings else None,
                 ),
             )
             search_id = int(cursor.lastrowid)
@@ -239,7 +252,7 @@ class CaseStore:
                 )
                 self.conn.executemany(
                     "INSERT INTO search_candidates (search_id, probe_id, rank, subject_id, score, "
-                    "image_id, face_id, above_threshold, per_probe_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "image_id, face_id, above_threshold, per_probe_json, fmr_at_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             search_id,
@@ -251,6 +264,7 @@ class CaseStore:
                             c.face_id,
                             None if c.above_threshold is None else int(c.above_threshold),
                             json.dumps([round(float(s), 6) for s in c.per_probe_scores]),
+                            None if c.fmr_at_score is None else float(c.fmr_at_score),
                         )
                         for c in found
                     ],
@@ -280,10 +294,14 @@ class CaseStore:
                     "gallery_version": gallery_version,
                     "top": int(top),
                     "threshold": first.threshold,
+                    "threshold_version": threshold_version,
+                    "calibration_id": calibration_id,
+                    "warnings": list(warnings),
                     "mode": first.mode.value,
                     "method": first.method,
                     "probes": summary,
                 },
+                covers={"search": [search_id], "probes": [search_id], "candidates": [search_id]},
             )
         return self.search(search_id)
 
@@ -335,7 +353,26 @@ class CaseStore:
             row["replay_of"],
             tuple(probes),
             tuple(candidates),
+            **self._threshold_fields(row),
         )
+
+    def _threshold_fields(self, row) -> dict:
+        """The threshold version, calibration summary, notes and warnings a search recorded
+        (searches recorded before these existed have none)."""
+        from ..thresholds import calibration_summary
+
+        keys = row.keys()
+        notes = json.loads(row["notes_json"]) if "notes_json" in keys and row["notes_json"] else {}
+        calibration = None
+        if "calibration_id" in keys and row["calibration_id"] is not None:
+            found = calibration_summary(self.conn, row["calibration_id"])
+            calibration = found or {"calibration_id": row["calibration_id"], "missing": True}
+        return {
+            "threshold_version": row["threshold_version"] if "threshold_version" in keys else None,
+            "calibration": calibration,
+            "notes": tuple(notes.get("notes", ())),
+            "warnings": tuple(notes.get("warnings", ())),
+        }
 
     def searches(self, case_ref: str) -> list[SearchRun]:
         self.case(case_ref)
@@ -437,7 +474,7 @@ class CaseStore:
         if not reason:
             raise ReviewError("every decision needs a written reason")
         now = utc_now()
-        with transaction(self.conn):
+        with audit.transaction(self.conn):
             cursor = self.conn.execute(
                 "INSERT INTO decisions (search_id, probe_id, subject_id, stage, reviewer, verdict, "
                 "agreement, reason, time_utc, supersedes, reviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -473,6 +510,7 @@ class CaseStore:
                     "supersedes": supersedes,
                     "reviews": reviews,
                 },
+                covers={"decision": [decision_id]},
             )
         return _decision(self.conn.execute("SELECT * FROM decisions WHERE decision_id = ?", (decision_id,)).fetchone())
 
@@ -592,4 +630,5 @@ def _candidate(row) -> Candidate:
         above_threshold=None if row["above_threshold"] is None else bool(row["above_threshold"]),
         per_probe_scores=per_probe,
         probe_id=row["probe_id"],
+        fmr_at_score=row["fmr_at_score"] if "fmr_at_score" in row.keys() else None,
     )

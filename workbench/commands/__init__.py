@@ -13,8 +13,26 @@ from collections.abc import Callable, Iterator
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
+#: largest record number SQLite stores (a signed 64-bit integer).
+RECORD_ID_MAX = 2**63 - 1
+
+
+def record_id(text: str) -> int:
+    """argparse type of a record number (a search id): a whole number from 1 to 2**63 - 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a record number (a whole number such as 12)") from None
+    if not 1 <= value <= RECORD_ID_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a record number (1 or more)")
+    return value
+
 #: modules under workbench/commands, in the order they appear in ``workbench --help``.
-COMMAND_MODULES = ["models", "faces", "evaluate", "gallery", "footage", "search", "cases", "users", "settings", "serve", "demo"]
+COMMAND_MODULES = [
+    "models", "faces", "evaluate", "gallery", "footage", "search", "cases", "threshold", "users", "settings", "serve", "demo",
+]  # fmt: skip
 
 
 @contextlib.contextmanager

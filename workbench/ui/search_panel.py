@@ -4,8 +4,11 @@ The analyst ticks face tracks (part 3) and faces drawn by hand (part 4), sets ho
 candidates to list per face, the threshold (blank: the model pack's own) and the mode, and
 clicks "Search selected faces". The search is recorded in the case with everything shown. Each
 probe is shown beside its ranked candidates: the custody face, the subject id, the score (cosine
-similarity, 3 decimals) and a mark when the score reaches the threshold. "Compare" opens a
-candidate beside the probe for a verdict (part 6).
+similarity, 3 decimals), how often unrelated faces in the gallery score that high (the estimated
+false match rate from the gallery's calibration, :mod:`workbench.thresholds`) and a mark when the
+score reaches the threshold. A search below the pack's set operating threshold shows its warning
+above the results (and the status line turns to a warning); a pack with no set threshold says so.
+"Compare" opens a candidate beside the probe for a verdict (part 6).
 
 Modes (as NIST FRTE 1:N): investigation lists a fixed number of candidates per face whatever
 their score; identification lists only those that reach the threshold.
@@ -13,8 +16,10 @@ their score; identification lists only those that reach the threshold.
 CSS classes: ``wb-search-panel`` (the section), ``wb-top``, ``wb-threshold``, ``wb-mode``,
 ``wb-search`` ("Search selected faces"), ``wb-search-results``, ``wb-search-summary``,
 ``wb-probe-row`` (a probe and its candidates), ``wb-probe-card``, ``wb-candidate-card`` (plus
-``wb-above-threshold``, and ``wb-selected-card`` for the one compared), ``wb-candidate-view``
-("Compare"), ``wb-candidate-verdict`` (the verdict recorded on it).
+``wb-above-threshold``, and ``wb-selected-card`` for the one compared), ``wb-candidate-fmr`` (the
+estimated false match rate phrase on a card), ``wb-candidate-view`` ("Compare"),
+``wb-candidate-verdict`` (the verdict recorded on it), ``wb-search-warning`` and ``wb-search-note``
+(in the summary).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..errors import WorkbenchError
+from ..thresholds import DUPLICATES_CAVEAT, fmr_phrase
 from ..types import Candidate, SearchMode, SearchRun
 from ..workspace import Workspace
 from .feedback import StatusLine, TaskRunner
@@ -55,7 +61,8 @@ class Selection:
 
 
 def parse_threshold(text: str) -> float | None:
-    """The threshold typed: blank = None (the pack's default), else a cosine in [-1, 1]."""
+    """The threshold typed: blank = None (the pack's set operating threshold, else the model's
+    default), else a cosine in [-1, 1]."""
     text = text.strip().replace(",", ".")
     if not text:
         return None
@@ -72,11 +79,18 @@ def parse_threshold(text: str) -> float | None:
 
 
 class CandidateCard:
-    """One candidate: custody face, subject, score, the above-threshold mark and "Compare"."""
+    """One candidate: custody face, subject, score, how often unrelated faces score that high,
+    the above-threshold mark and "Compare". ``calibration``: the run's calibration summary."""
 
-    def __init__(self, candidate: Candidate, face: np.ndarray | None):
+    def __init__(self, candidate: Candidate, face: np.ndarray | None, calibration: dict | None = None):
         self.candidate = candidate
         marks = badge("above threshold", "good") if candidate.above_threshold else ""
+        calibration = calibration or {}
+        fmr = (
+            fmr_phrase(candidate.fmr_at_score, pairs=calibration.get("pairs"), time_utc=calibration.get("time_utc"), basis=False)
+            if candidate.fmr_at_score is not None
+            else "not calibrated"
+        )
         self.view_button = widgets.Button(
             description="Compare",
             layout=widgets.Layout(width="auto"),
@@ -88,7 +102,14 @@ class CandidateCard:
         self.widget = card(
             [
                 picture(face, THUMB_PX, alt="image gone"),
-                caption([f"<b>#{candidate.rank} {html.escape(candidate.subject_id)}</b>", f"score {candidate.score:.3f}", marks]),
+                caption(
+                    [
+                        f"<b>#{candidate.rank} {html.escape(candidate.subject_id)}</b>",
+                        f"score {candidate.score:.3f}",
+                        f'<span class="wb-candidate-fmr" style="font-size:85%">{html.escape(fmr)}</span>',
+                        marks,
+                    ]
+                ),
                 self.verdict,
                 self.view_button,
             ],
@@ -96,6 +117,18 @@ class CandidateCard:
         )
         if candidate.above_threshold:
             self.widget.add_class("wb-above-threshold")
+
+
+def _calibration_note(run: SearchRun) -> str:
+    """What the phrases under the scores rest on (HTML), or "" without a calibration."""
+    c = run.calibration
+    if not c or c.get("missing"):
+        return ""
+    return (
+        '<div class="wb-hint">"Unrelated faces score this high": measured on '
+        f"{c.get('pairs', 0):,} comparisons of the gallery's own faces of different subjects ({str(c.get('time_utc', ''))[:10]}). "
+        f"{html.escape(DUPLICATES_CAVEAT)}</div>"
+    )
 
 
 def probe_card(probe: Probe) -> widgets.VBox:
@@ -151,10 +184,12 @@ class SearchPanel:
             value=ws.settings.top, min=1, max=MAX_TOP, description="Candidates per face", style=style, layout=widgets.Layout(width="250px")
         )
         self.top.add_class("wb-top")
+        # Blank by default: the search then uses the pack's set operating threshold (a value typed
+        # here below it is recorded with a warning).
         self.threshold = widgets.Text(
-            value="" if ws.settings.threshold is None else f"{ws.settings.threshold:g}",
+            value="",
             description="Threshold",
-            placeholder="blank: model default",
+            placeholder="blank: the set operating threshold",
             style=style,
             layout=widgets.Layout(width="340px"),
         )
@@ -276,7 +311,7 @@ class SearchPanel:
         for probe in run.probes:
             cards = []
             for candidate in run.candidates_of(probe.probe_id):
-                card_ = CandidateCard(candidate, faces.get(candidate.face_id))
+                card_ = CandidateCard(candidate, faces.get(candidate.face_id), run.calibration)
                 card_.view_button.on_click(self.status.guard("Opening the candidate")(self._compare_clicked(candidate)))
                 self.cards[(probe.probe_id, candidate.subject_id)] = card_
                 cards.append(card_.widget)
@@ -298,18 +333,27 @@ class SearchPanel:
             if run.mode is SearchMode.INVESTIGATION
             else f"only candidates at or above the threshold (at most {run.top})"
         )
+        version = "no threshold version set" if run.threshold_version is None else f"threshold version {run.threshold_version}"
         self.summary.value = (
-            f"<b>Search {run.search_id}</b> in case {html.escape(run.case_ref)}: {plural(len(run.probes), 'face')} "
-            f"against {run.gallery_version.get('live_faces', '?')} gallery faces, {threshold}, {run.mode.value} mode: {listed}. "
-            "Candidates are investigative leads for trained reviewers, not identifications."
+            "".join(
+                f'<div class="wb-search-warning" style="color:#b00020;font-weight:600;border:1px solid #b00020;padding:4px 8px;'
+                f'margin:4px 0">Warning: {html.escape(w)}</div>'
+                for w in run.warnings
+            )
+            + f"<b>Search {run.search_id}</b> in case {html.escape(run.case_ref)}: {plural(len(run.probes), 'face')} "
+            f"against {run.gallery_version.get('live_faces', '?')} gallery faces, {threshold} ({version}), {run.mode.value} mode: "
+            f"{listed}. Candidates are investigative leads for trained reviewers, not identifications."
+            + "".join(f'<div class="wb-search-note wb-hint">{html.escape(n)}</div>' for n in run.notes)
+            + _calibration_note(run)
         )
         for callback in self._searched:
             callback(run)
         above = sum(bool(c.above_threshold) for c in run.candidates)
-        self.status.success(
-            f"Search {run.search_id} recorded: {plural(len(run.candidates), 'candidate')}, {above} above the threshold. "
-            "Click 'Compare' to review one."
-        )
+        done = f"Search {run.search_id} recorded: {plural(len(run.candidates), 'candidate')}, {above} above the threshold."
+        if run.warnings:
+            self.status.warning(f"{done} It ran below the set operating threshold: see the warning above the results.")
+        else:
+            self.status.success(f"{done} Click 'Compare' to review one.")
 
     # -- opening a candidate --------------------------------------------------------------------
 
