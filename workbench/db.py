@@ -369,6 +369,23 @@ def check_database_file(path: str | Path) -> None:
         return
     if application_id != 0:
         raise _foreign(path, f"is another application's SQLite database (application_id {application_id:#x})")
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # The newest pages (the stamp among them) may still be in the write-ahead log of a
+        # process that was killed: the file's own header is stale. An immutable reader ignores
+        # the log, and closing it could drop the log's committed transactions, so here SQLite
+        # itself reads the database (read-only, log included) and judges the stamp.
+        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+        try:
+            probe = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            try:
+                application_id = int(probe.execute("PRAGMA application_id").fetchone()[0])
+            finally:
+                probe.close()
+        except sqlite3.Error as exc:
+            raise _foreign(path, f"cannot be read as a SQLite database ({exc})") from exc
+        if application_id == APPLICATION_ID:
+            return
     uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro&immutable=1"
     try:
         probe = sqlite3.connect(uri, uri=True)
