@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from peak_memory import peak_rss_mb, peak_source
 
 SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920), "4000x3000": (3000, 4000)}

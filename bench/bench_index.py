@@ -91,10 +91,9 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from peak_memory import peak_rss_mb, peak_source, run_fresh
-
 from workbench.gallery.index import LiveView, load_build, new_build
 
+from peak_memory import peak_rss_mb, peak_source, run_fresh
 from synthetic import SFACE_MODEL, calibrate, model_stats, score_stats
 
 TOP = 20

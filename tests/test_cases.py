@@ -12,8 +12,8 @@ from workbench.cases.investigate import search_and_record
 from workbench.cases.store import CaseStore
 from workbench.config import Settings
 from workbench.errors import CaseError, ChoiceError, ReviewError
-from workbench.gallery.store import Gallery
 from workbench.gallery.enrol import enrol, items_from_folder
+from workbench.gallery.store import Gallery
 from workbench.types import Agreement, CaseStatus, Probe, ReviewStatus, Verdict
 
 from conftest import face_crop, write_custody_folder

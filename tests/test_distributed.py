@@ -59,7 +59,10 @@ def summary(result) -> list:
         (
             t.track_id,
             t.best_index,
-            [(f.frame_index, round(f.timestamp_s, 6), tuple(round(v, 2) for v in f.face.bbox_xyxy), round(f.quality_score, 4)) for f in t.faces],
+            [
+                (f.frame_index, round(f.timestamp_s, 6), tuple(round(v, 2) for v in f.face.bbox_xyxy), round(f.quality_score, 4))
+                for f in t.faces
+            ],
         )
         for t in result.tracks
     ]
@@ -115,8 +118,8 @@ def test_bad_sources_raise_or_stand_in_place(client, cluster_settings, sources, 
 
 
 def test_unreachable_scheduler_is_a_clear_error(cluster_settings):
-    from workbench.footage.distributed import dask_client
     from workbench.errors import WorkbenchError
+    from workbench.footage.distributed import dask_client
 
     with pytest.raises(WorkbenchError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with dask_client(cluster_settings.replace(dask_scheduler="tcp://127.0.0.1:9"), connect_timeout_s=1):

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
+from workbench.cases.investigate import probes_from_path
 from workbench.cli import main
 from workbench.errors import NoFaceError
-from workbench.cases.investigate import probes_from_path
 
 from conftest import face_crop
 from test_gallery_support import copy_home, sample_folder, sample_home  # noqa: F401  (fixtures)

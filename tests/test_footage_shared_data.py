@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from workbench.cases.investigate import probes_from_path
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.footage import Sampling, extract
-from workbench.cases.investigate import probes_from_path
 
 from test_gallery_support import new_home
 
@@ -80,7 +80,9 @@ def fr_gallery(tmp_path_factory, session_home, shared_data) -> Path:
 
 
 def test_hamilton_search_puts_obama_first_for_a_track(fr_gallery, video, capsys):
-    status = main(["--home", str(fr_gallery), "search", "--case", "HAMILTON-1", str(video / "short_hamilton_clip.mp4"), "--top", "5", "--json"])
+    status = main(
+        ["--home", str(fr_gallery), "search", "--case", "HAMILTON-1", str(video / "short_hamilton_clip.mp4"), "--top", "5", "--json"]
+    )
     data = json.loads(capsys.readouterr().out)
     assert status == 0
     firsts = {p["probe_id"]: p["candidates"][0]["subject_id"] for p in data["probes"]}
@@ -93,8 +95,8 @@ def test_hamilton_search_puts_obama_first_for_a_track(fr_gallery, video, capsys)
 
 
 def test_fusing_frames_ranks_the_mate_at_least_as_high_as_the_best_frame(fr_gallery, video, engine):
-    from workbench.gallery.store import Gallery
     from workbench.gallery.search import search
+    from workbench.gallery.store import Gallery
 
     probes = probes_from_path(video / "short_hamilton_clip.mp4", engine)
     rows = []

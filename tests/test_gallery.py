@@ -79,7 +79,12 @@ FOLDER_CASES = [
     ("corrupt image", lambda root, rgb: _truncated_jpeg(root / "BAD" / "1.jpg", rgb), {"unreadable": 1}, "corrupt or truncated"),
     ("not an image", lambda root, rgb: save_text(root / "BAD" / "notes.txt"), {"unreadable": 1}, "not an image file"),
     ("empty file", lambda root, rgb: save_text(root / "BAD" / "0.jpg", ""), {"unreadable": 1}, "empty"),
-    ("no face", lambda root, rgb: save_image(root / "BLANK" / "wall.png", np.full((200, 160, 3), 128, np.uint8)), {"no_face": 1}, "no face"),
+    (
+        "no face",
+        lambda root, rgb: save_image(root / "BLANK" / "wall.png", np.full((200, 160, 3), 128, np.uint8)),
+        {"no_face": 1},
+        "no face",
+    ),
     ("control character in subject id", lambda root, rgb: save_image(root / "A\x01B" / "x.png", rgb), {"invalid": 1}, "subject_id"),
 ]
 

@@ -24,8 +24,8 @@ from workbench import audit
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.fileio import sha256_file
-from workbench.gallery.store import Gallery
 from workbench.gallery.index import read_manifest
+from workbench.gallery.store import Gallery
 from workbench.images import load_image
 
 from test_gallery_support import (  # noqa: F401  (fixtures)
@@ -66,7 +66,12 @@ def test_enrol_prints_one_summary_document(tmp_path, session_home, sample_folder
     status, data = run_json(capsys, "--home", str(home), "--user", "analyst-1", "gallery", "enrol", str(sample_folder))
     assert status == 0
     assert {k: data[k] for k in ("enrolled", "skipped", "no_face", "unreadable", "invalid")} == {
-        "enrolled": 8, "skipped": 0, "no_face": 0, "unreadable": 0, "invalid": 0}
+        "enrolled": 8,
+        "skipped": 0,
+        "no_face": 0,
+        "unreadable": 0,
+        "invalid": 0,
+    }
     assert data["not_indexed"] == 8 and data["report"] is None and data["images_per_s"] > 0
     with Gallery.open(Settings(home=home)) as gallery:
         assert {e.user for e in audit.entries(gallery.conn)} == {"analyst-1"}
@@ -118,7 +123,9 @@ def test_search_json_follows_the_design(home, t1_path, capsys):
 
 def test_search_identification_mode_and_fusion(home, tom_hanks_path, tmp_path, capsys):
     small = save_image(tmp_path / "small.jpg", degrade(load_image(tom_hanks_path), scale=0.5), quality=40)
-    status, data = run_json(capsys, "--home", str(home), "search", str(small), "--mode", "identification", "--threshold", "0.5", "--case", CASE)
+    status, data = run_json(
+        capsys, "--home", str(home), "search", str(small), "--mode", "identification", "--threshold", "0.5", "--case", CASE
+    )
     assert status == 0 and [c["subject_id"] for c in data["candidates"]] == ["HANKS"]
     status, data = run_json(capsys, "--home", str(home), "search", str(small), str(tom_hanks_path), "--fuse", "--top", "2", "--case", CASE)
     assert len(data["probes"]) == 1 and data["probes"][0]["faces"] == 2
@@ -154,8 +161,13 @@ def test_human_output_is_plain_text(home, tom_hanks_path, capsys):
 
 def _workbench(home: Path, *argv: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "workbench", "--home", str(home), "--user", "crash-test", *argv, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=PROJECT_ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench", "--home", str(home), "--user", "crash-test", *argv, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def _kill_after(process: subprocess.Popen, seconds: float, how: signal.Signals = signal.SIGKILL) -> bool:
@@ -212,7 +224,9 @@ def test_enrolment_killed_at_random_moments_resumes(crash_folder, tmp_path, sess
     stored, killed = 0, 0
     for how in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
         stored = min(39, stored + rng.randint(1, 10))
-        if _kill_when_stored(_workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), home, stored, rng.uniform(0, 0.3), how):
+        if _kill_when_stored(
+            _workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), home, stored, rng.uniform(0, 0.3), how
+        ):
             killed += 1
         stored = _assert_store_whole(home)
     process = _workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4")
@@ -278,7 +292,7 @@ def test_rebuild_killed_at_random_moments_keeps_the_previous_index(big_home, tmp
     whole_run = time.monotonic() - started
     previous = _assert_index_whole(home)
     outcomes = []
-    for attempt in range(5):
+    for _attempt in range(5):
         process = _workbench(home, "gallery", "rebuild")
         started = time.monotonic()
         killed = _kill_after(process, rng.uniform(0.1, 1.0) * whole_run)

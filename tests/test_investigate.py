@@ -17,8 +17,12 @@ from factories import blur, jpeg, save, scale_face_to
 
 
 def cli(home, user, *args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), "--user", user, *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(home), "--user", user, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -84,8 +88,17 @@ def test_whole_case(home, cctv, tmp_path):
 
     assert json.loads(cli(home, "carol", "audit", "verify", "--json").stdout)["ok"] is True
     actions = [e.action for e in audit.entries(connect(home / "workbench.db"), case_ref="OP-7")]
-    assert actions == ["case.new", "search.run", "review.first", "review.second", "review.first", "review.second",
-                       "search.replay", "report.export", "case.closed"]
+    assert actions == [
+        "case.new",
+        "search.run",
+        "review.first",
+        "review.second",
+        "review.first",
+        "review.second",
+        "search.replay",
+        "report.export",
+        "case.closed",
+    ]
 
 
 def test_replay_after_a_removal_shows_the_difference(home, cctv):
@@ -111,7 +124,19 @@ def test_case_admin_commands_and_audit_export(home, cctv, tmp_path):
     cli(home, "alice", "case", "archive", "OP-9")
     proc = cli(home, "alice", "case", "reopen", "OP-9", check=False)
     assert proc.returncode == 1 and "archived" in proc.stderr
-    proc = cli(home, "bob", "review", "first", search_id, status["candidates"][0]["subject_id"], "--verdict", "no match", "--reason", "x", check=False)
+    proc = cli(
+        home,
+        "bob",
+        "review",
+        "first",
+        search_id,
+        status["candidates"][0]["subject_id"],
+        "--verdict",
+        "no match",
+        "--reason",
+        "x",
+        check=False,
+    )
     assert proc.returncode == 1 and "archived" in proc.stderr
     out = tmp_path / "OP-9-audit.csv"
     exported = json.loads(cli(home, "carol", "audit", "export", "--case", "OP-9", "--out", out, "--json").stdout)
