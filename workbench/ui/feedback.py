@@ -30,6 +30,9 @@ from ..errors import WorkbenchError
 
 log = logging.getLogger("workbench.ui")
 
+#: shortest time between two progress-bar updates sent to the page, seconds.
+PROGRESS_INTERVAL_S = 0.5
+
 #: colours of the status line: (text, background, border).
 _STYLES = {
     "info": ("#1a3d5c", "#eaf2fb", "#9cc3e6"),
@@ -173,8 +176,14 @@ class TaskRunner:
         self.status.info(f"{doing}...")
         started = time.monotonic()
 
+        last_shown = [0.0]
+
         def progress(done: float, total: float) -> None:
-            if total and total > 0:
+            # Every update is a message to the page and a repaint there: a few a second are
+            # enough to see progress, and the browser then leaves the CPU to the work.
+            now = time.monotonic()
+            if total and total > 0 and (now - last_shown[0] >= PROGRESS_INTERVAL_S or done >= total):
+                last_shown[0] = now
                 self.progress.value = max(0.0, min(1.0, float(done) / float(total)))
                 self.label.value = f"{doing}: {100 * self.progress.value:.0f}%"
 
