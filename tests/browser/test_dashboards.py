@@ -24,6 +24,7 @@ Test 2 records its own first verdict in-process when test 1 did not (run alone, 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
@@ -105,14 +106,21 @@ def to_top(locator) -> None:
     locator.evaluate("e => e.scrollIntoView({block: 'start'})")
 
 
-def for_docs(path: Path, name: str) -> None:
-    """Copy a window-sized screenshot to docs/screenshots/ (when asked), in 256 colours: a third of the bytes."""
+def for_docs(page, name: str) -> None:
+    """Write the window as docs/screenshots/<name> (when asked), every picture blurred: the demo's
+    faces come from photos of real people that packages ship, and real faces stay out of the
+    repository. 256 colours: a third of the bytes."""
     from PIL import Image
 
     if os.environ.get(DOCS_SWITCH) != "1":
         return
     DOCS.mkdir(parents=True, exist_ok=True)
-    with Image.open(path) as picture:
+    style = page.add_style_tag(content=".wb-app img, .wb-app svg image { filter: blur(9px) !important; }")
+    try:
+        raw = page.screenshot(full_page=False)
+    finally:
+        style.evaluate("e => e.remove()")
+    with Image.open(io.BytesIO(raw)) as picture:
         reduced = picture.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG)
     reduced.save(DOCS / name, optimize=True)
 
@@ -203,7 +211,8 @@ def test_analyst_searches_footage_and_records_a_first_verdict(page, analyst_serv
     expect(manual.locator(".wb-manual-select input")).to_be_checked()
     expect(status).to_contain_text("Added a face drawn by hand")
     to_top(page.locator(".wb-frame-slider"))  # the frame, the box, its pixels and the new card in one window
-    for_docs(screenshot("06-manual-box", full_page=False), "analyst-manual-box.png")
+    screenshot("06-manual-box", full_page=False)
+    for_docs(page, "analyst-manual-box.png")
 
     # Part 5: search the walker's track and the face drawn by hand, 6 candidates each (one row of cards).
     first.locator(".wb-track-select input").check()
@@ -226,7 +235,8 @@ def test_analyst_searches_footage_and_records_a_first_verdict(page, analyst_serv
         expect(top).to_have_class(re.compile(r"\bwb-above-threshold\b"))
     expect(page.locator(".wb-search-summary")).to_contain_text(f"in case {CASE_REF}")
     to_top(page.locator(".wb-search"))
-    for_docs(screenshot("07-candidates", full_page=False), "analyst-candidates.png")
+    screenshot("07-candidates", full_page=False)
+    for_docs(page, "analyst-candidates.png")
 
     # Part 6: compare the walker's first candidate, and a first verdict with a reason.
     tracked.locator(".wb-candidate-card").first.locator(".wb-candidate-view").click()
@@ -292,7 +302,8 @@ def test_reviewer_confirms_and_downloads_the_report(page, reviewer_server, await
     assert left["x"] + left["width"] <= right["x"] and abs(left["y"] - right["y"]) < 5, "probe and custody face are not side by side"
     assert left["width"] >= 200 and abs(right["width"] - left["width"]) <= 8, f"not both large and alike: {left}, {right}"
     to_top(page.locator(".wb-candidate-section"))
-    for_docs(screenshot("02-side-by-side", full_page=False), "reviewer-side-by-side.png")
+    screenshot("02-side-by-side", full_page=False)
+    for_docs(page, "reviewer-side-by-side.png")
 
     page.fill(".wb-reason textarea", SECOND_REASON)
     page.click(".wb-confirm")
