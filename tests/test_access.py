@@ -68,6 +68,7 @@ OPERATIONS = {
     "remove subject": ("gallery.remove", lambda ws, b, s, tmp: ws.remove_subject("DEMO-HANKS")),
     "verify audit": ("audit.read", lambda ws, b, s, tmp: ws.verify_audit()),
     "manage users": ("users.manage", lambda ws, b, s, tmp: ws.users()),
+    "apply retention": ("retention", lambda ws, b, s, tmp: ws.apply_retention()),
 }
 
 

@@ -179,3 +179,38 @@ def test_notebook_sequence_on_real_footage(shared_data, session_home, engine, tm
         ws.second_verdict(run.search_id, "obama", "confirm", "agree")
         out = ws.export_report("HAM-1", home / "reports" / "HAM-1.pdf")["out"]
     assert "obama" in "\n".join(p.extract_text() for p in PdfReader(out).pages)
+
+
+def test_retention_archives_closed_cases_and_purges_old_biometric_data(home, engine):
+    """After the period, an archived case keeps its record (settings, evidence, lists, decisions,
+    report hashes) but no probe crop or embedding; the purge is audited and the audit verifies."""
+    from datetime import UTC, datetime, timedelta
+
+    from workbench import audit as audit_log
+
+    home, built = home
+    with Workspace.open(home, user="analyst1", engine=engine) as ws:
+        run = ws.search_files(DEMO_CASE, [built["probe"]], top=3)
+        ws.export_report(DEMO_CASE, home / "reports" / "before.pdf")
+        ws.set_case_status(DEMO_CASE, "closed", reason="charged")
+        assert ws.apply_retention() == {"retention_days": None, "archived": [], "purged": []}
+    with Workspace.open(home, user="admin", engine=engine, retention_days=30) as ws:
+        first = ws.apply_retention()
+        assert first["archived"] == [DEMO_CASE] and first["purged"] == []  # archived now: the period starts
+        later = ws.apply_retention(now=datetime.now(UTC) + timedelta(days=31))
+        (purge,) = later["purged"]
+        assert purge["case"] == DEMO_CASE and purge["probes_purged"] >= 1 and purge["reports_kept"] == 1
+        kept = ws.search_run(run.search_id)
+        assert kept.probes[0].purged and kept.probes[0].crop_png is None and kept.probes[0].faces == ()
+        assert kept.probes[0].source_sha256 and [c.subject_id for c in kept.candidates] == [c.subject_id for c in run.candidates]
+        assert ws.apply_retention(now=datetime.now(UTC) + timedelta(days=62))["purged"] == []  # once
+        assert ws.verify_audit().ok
+        entry = [e for e in audit_log.entries(ws.cases.conn) if e.action == "retention.purge"][-1]
+        assert entry.details["reports_kept"][0]["sha256"]
+        out = ws.export_report(DEMO_CASE, home / "reports" / "after.html")["out"]
+    assert "purged under the retention rule" in open(out, encoding="utf-8").read()
+    with Workspace.open(home, user="nobody-else", engine=engine, retention_days=30) as ws:
+        ws.set_user("clerk", ["analyst"])  # roles now apply as assigned
+    with Workspace.open(home, user="clerk", engine=engine, retention_days=30) as ws:
+        with pytest.raises(WorkbenchError, match="clerk may not apply the retention rule"):
+            ws.apply_retention()

@@ -51,6 +51,7 @@ ACTIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "settings.change": ("change workspace settings", frozenset({T, ADM})),
     "models.import": ("import a model pack", frozenset({ADM})),
     "users.manage": ("manage users and roles", frozenset({ADM})),
+    "retention": ("apply the retention rule (archive closed cases, purge old biometric data)", frozenset({ADM})),
     "audit.read": ("verify or export the audit log", frozenset({AUD, ADM, T})),
 }
 

@@ -69,6 +69,9 @@ class Settings:
     #: authenticated one (the operating-system user for the CLI). For demos and tests; an
     #: administrator can also allow it for one workspace (``workbench users allow-declared on``).
     declared_users: bool = False
+    #: retention: closed cases are archived, and archived cases untouched for this many days have
+    #: their probe crops and embeddings purged (``workbench retention apply``); None = keep them.
+    retention_days: int | None = None
     #: largest file an analyst may upload through a dashboard, bytes.
     upload_max_bytes: int = 200 * 1024 * 1024
     #: folder of exhibits (footage, stills) the dashboards offer to open; None = ``<home>/exhibits``.

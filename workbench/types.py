@@ -418,10 +418,12 @@ class Probe:
     crop_png: bytes | None = field(default=None, compare=False, repr=False)
     manual: bool = False
     quality: float | None = None
+    #: its crop and embeddings were deleted under the retention rule (the evidence fields stay).
+    purged: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faces", tuple(self.faces))
-        if not self.faces:
+        if not self.faces and not self.purged:
             raise ValueError(f"probe {self.probe_id!r} holds no faces")
         if self.quality is None:
             scores = [f.quality.score for f in self.faces if f.quality is not None]
@@ -450,6 +452,7 @@ class Probe:
             "quality": None if self.quality is None else round(float(self.quality), 4),
             "faces": self.n_faces,
             "manual": self.manual,
+            "purged": self.purged,
         }
 
 

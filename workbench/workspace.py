@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -858,3 +859,38 @@ class Workspace:
     def allow_declared_users(self, allowed: bool) -> None:
         with self._lock:
             self.access.allow_declared(self.user, allowed)
+
+    # -- retention (administrators) -------------------------------------------------------------------
+
+    def apply_retention(self, *, now: datetime | None = None) -> dict:
+        """Apply the retention rule of ``settings.retention_days`` (None: nothing happens).
+
+        Closed cases are archived; archived cases whose last change is older than the period have
+        their probe crops and embeddings purged (:meth:`CaseStore.purge_biometrics`), audited,
+        with the hashes of their exported reports kept in the audit trail.
+        """
+        from datetime import UTC, timedelta
+
+        self._require("retention")
+        days = self.settings.retention_days
+        if days is None:
+            return {"retention_days": None, "archived": [], "purged": []}
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+        archived, purged = [], []
+        with self._lock:
+            for case in self.cases.cases():
+                if case.status is CaseStatus.CLOSED:
+                    self.cases.set_status(case.reference, CaseStatus.ARCHIVED, reason=f"retention: closed cases are archived ({days} days)")
+                    archived.append(case.reference)
+            for case in self.cases.cases(CaseStatus.ARCHIVED):
+                if datetime.fromisoformat(case.updated_utc) <= cutoff and self._holds_biometrics(case.reference):
+                    purged.append(self.cases.purge_biometrics(case.reference, reason=f"retention period of {days} days after archiving"))
+        return {"retention_days": days, "archived": archived, "purged": purged}
+
+    def _holds_biometrics(self, reference: str) -> bool:
+        row = self.cases.conn.execute(
+            "SELECT 1 FROM search_probes p JOIN searches s ON s.search_id = p.search_id "
+            "WHERE s.case_ref = ? AND length(p.embeddings) > 0 LIMIT 1",
+            (reference,),
+        ).fetchone()
+        return row is not None

@@ -107,6 +107,7 @@ IMAGE_MAX_PX = 320
 CUSTODY_REMOVED = "no image — custody record removed since the search"
 CUSTODY_UNREADABLE = "no image — custody image file missing or unreadable"
 CROP_NOT_KEPT = "no image — the crop was not kept with the search"
+CROP_PURGED = "no image — purged under the retention rule after the case was archived (see the audit trail)"
 STILL_IMAGE = "still image"
 MANUAL_BOX = "manual (box drawn by a person)"
 
@@ -376,7 +377,7 @@ def _probe_face(probe: Probe) -> str:
 def _probe_row(run: SearchRun, probe: Probe) -> tuple[Cell, ...]:
     where = f"search {run.search_id}, probe {probe.probe_id}"
     return (
-        _picture(probe.crop_png, f"{where}: face crop", CROP_NOT_KEPT),
+        _picture(probe.crop_png, f"{where}: face crop", CROP_PURGED if probe.purged else CROP_NOT_KEPT),
         f"search {run.search_id}\nprobe {probe.probe_id}",
         f"{probe.source}\nsha256 {probe.source_sha256 or 'not recorded'}",
         _probe_time(probe),

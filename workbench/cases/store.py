@@ -149,6 +149,45 @@ class CaseStore:
             )
         return self.case(reference)
 
+    def purge_biometrics(self, reference: str, *, reason: str) -> dict:
+        """Delete the probe crops and embeddings of an archived case's searches (retention).
+
+        What stays: the case, every search's settings, probes' evidence (source sha256, frame,
+        time, box, quality), the candidate lists, the decisions and the audit trail, in which the
+        sha256 of every exported report is kept. Audited; the rows are covered again by the entry.
+
+        Raises:
+            CaseError: the case is not archived.
+        """
+        case = self.case(reference)
+        if case.status is not CaseStatus.ARCHIVED:
+            raise CaseError(f"case {reference!r} is {case.status.value}: only archived cases are purged")
+        ids = [r[0] for r in self.conn.execute("SELECT search_id FROM searches WHERE case_ref = ? ORDER BY search_id", (reference,))]
+        reports = [
+            {"sha256": e.details.get("sha256"), "out": e.details.get("out"), "time_utc": e.time_utc}
+            for e in audit.entries(self.conn, case_ref=reference)
+            if e.action == "report.export"
+        ]
+        with audit.transaction(self.conn):
+            purged = (
+                self.conn.execute(
+                    f"UPDATE search_probes SET crop_png = NULL, embeddings = X'' WHERE search_id IN ({','.join('?' * len(ids))}) "
+                    "AND length(embeddings) > 0",
+                    ids,
+                ).rowcount
+                if ids
+                else 0
+            )
+            audit.append(
+                self.conn,
+                user=self.user,
+                action="retention.purge",
+                case_ref=reference,
+                details={"reason": reason, "searches": ids, "probes_purged": purged, "reports_kept": reports},
+                covers={"probes": ids},
+            )
+        return {"case": reference, "searches": len(ids), "probes_purged": purged, "reports_kept": len(reports)}
+
     def require_open(self, reference: str | None) -> Case:
         """The case a search will be recorded in.
 
@@ -586,6 +625,23 @@ def _probe(row, pack_id: PackId) -> Probe:
     """A recorded probe: its evidence, and faces rebuilt from the embeddings that were searched
     (the box of the face shown; no landmarks or quality of their own)."""
     dim, data = row["embedding_dim"], row["embeddings"]
+    box = tuple(json.loads(row["bbox_json"])) if row["bbox_json"] else None
+    if data is not None and len(data) == 0 and row["crop_png"] is None:  # purged under the retention rule
+        return Probe(
+            probe_id=row["probe_id"],
+            source=row["source_path"],
+            faces=(),
+            start_s=row["start_s"],
+            end_s=row["end_s"],
+            source_sha256=row["source_sha256"],
+            frame_index=row["frame_index"],
+            timestamp_s=row["timestamp_s"],
+            bbox_xyxy=box,
+            crop_png=None,
+            manual=bool(row["manual"]),
+            quality=row["quality"],
+            purged=True,
+        )
     problem = f"search {row['search_id']}: the recorded embeddings of probe {row['probe_id']!r} are damaged"
     if not data or not dim or len(data) % (4 * dim):
         raise CaseError(f"{problem} ({len(data or b'')} bytes for {dim}-value embeddings)")

@@ -31,7 +31,8 @@ def record_id(text: str) -> int:
 
 #: modules under workbench/commands, in the order they appear in ``workbench --help``.
 COMMAND_MODULES = [
-    "models", "faces", "evaluate", "gallery", "footage", "search", "cases", "threshold", "users", "settings", "serve", "demo",
+    "models", "faces", "evaluate", "gallery", "footage", "search", "cases", "threshold", "users", "retention", "settings", "serve",
+    "demo",
 ]  # fmt: skip
 
 
