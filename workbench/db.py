@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import sqlite3
 import stat
+import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -586,7 +588,8 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
             application_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
             if application_id not in (0, APPLICATION_ID):
                 raise _foreign(path, f"is another application's SQLite database (application_id {application_id:#x})")
-            conn.execute("PRAGMA journal_mode = WAL")
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")  # needs the database to itself: only when not set yet
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode: a crash loses no committed transaction's integrity
             if migrate:
@@ -649,13 +652,33 @@ def _statements(sql: str) -> list[str]:
 
 
 @contextlib.contextmanager
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, retried while another process holds the write lock.
+
+    SQLite's busy handler waits for the lock, but some contention comes back as "database is
+    locked" at once (a connection whose read snapshot another writer has moved past, WAL
+    recovery by another process): those are retried here, with a jittered pause, until the same
+    ``BUSY_TIMEOUT_MS`` has passed.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
+
+
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (including Ctrl-C).
 
     The rollback never hides the error that caused it: SQLite may already have rolled back
     (disk full, I/O error), and then there is nothing left to undo.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    _begin_immediate(conn)
     try:
         yield conn
     except BaseException:
