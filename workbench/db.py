@@ -651,7 +651,6 @@ def _statements(sql: str) -> list[str]:
     return statements
 
 
-@contextlib.contextmanager
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``, retried while another process holds the write lock.
 
@@ -672,6 +671,7 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
             time.sleep(random.uniform(0.01, 0.1))
 
 
+@contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (including Ctrl-C).
 
