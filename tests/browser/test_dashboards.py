@@ -115,7 +115,7 @@ def for_docs(page, name: str) -> None:
     if os.environ.get(DOCS_SWITCH) != "1":
         return
     DOCS.mkdir(parents=True, exist_ok=True)
-    style = page.add_style_tag(content=".wb-app img, .wb-app svg image { filter: blur(9px) !important; }")
+    style = page.add_style_tag(content=".wb-app img, .wb-app svg image { filter: blur(22px) !important; }")
     try:
         raw = page.screenshot(full_page=False)
     finally:
