@@ -120,6 +120,7 @@ class ManualBoxPanel:
         self.frame_image = widgets.Image(format="jpeg", layout=widgets.Layout(max_width=f"{DRAW_PX}px"))
         if self.drawer is not None:
             self.drawer.add_class("wb-draw-box")
+            self.drawer.layout.display = "none"  # no broken picture before there is a frame to draw on
             self.drawer.observe(status.guard("Reading the box drawn")(self._drawn), names="bboxes")
             picture_area = self.drawer
         else:
@@ -235,6 +236,7 @@ class ManualBoxPanel:
         if self.drawer is not None:
             self.drawer.bboxes = []
             self.drawer.image = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+            self.drawer.layout.display = None
         else:
             self.frame_image.value = data
 
