@@ -707,10 +707,10 @@ class Workspace:
             for case in self.cases.cases():
                 if case.status is CaseStatus.ARCHIVED:
                     continue
-                for run in self.cases.searches(case.reference):
+                for search_id in self.cases.search_ids(case.reference):  # lists only: no probe crops or embeddings
                     waiting += [
                         r
-                        for r in self.cases.review(run.search_id)
+                        for r in self.cases.review(search_id)
                         if r.first is not None and r.second is None and r.status is ReviewStatus.PENDING
                     ]
         return waiting

@@ -413,10 +413,13 @@ class CaseStore:
             "warnings": tuple(notes.get("warnings", ())),
         }
 
-    def searches(self, case_ref: str) -> list[SearchRun]:
+    def search_ids(self, case_ref: str) -> list[int]:
+        """The ids of a case's recorded searches, oldest first (CaseError for an unknown case)."""
         self.case(case_ref)
-        ids = [r[0] for r in self.conn.execute("SELECT search_id FROM searches WHERE case_ref = ? ORDER BY search_id", (case_ref,))]
-        return [self.search(i) for i in ids]
+        return [r[0] for r in self.conn.execute("SELECT search_id FROM searches WHERE case_ref = ? ORDER BY search_id", (case_ref,))]
+
+    def searches(self, case_ref: str) -> list[SearchRun]:
+        return [self.search(i) for i in self.search_ids(case_ref)]
 
     def probe_embeddings(self, search_id: int) -> dict[str, np.ndarray]:
         """The embeddings each probe was searched with: probe id -> (n_faces, D) float32."""
@@ -568,25 +571,36 @@ class CaseStore:
 
     def review(self, search_id: int) -> list[CandidateReview]:
         """Where the review of every candidate of a search stands, in the order shown."""
-        run = self.search(search_id)
         reviews = []
-        for c in run.candidates:
-            first = self._current(run.search_id, c.probe_id, c.subject_id, Stage.FIRST)
-            second = self._current(run.search_id, c.probe_id, c.subject_id, Stage.SECOND)
+        for c in self._candidates_shown(search_id):
+            first = self._current(search_id, c.probe_id, c.subject_id, Stage.FIRST)
+            second = self._current(search_id, c.probe_id, c.subject_id, Stage.SECOND)
             if second is not None and (first is None or second.reviews != first.decision_id):
                 second = None  # it reviewed a first decision that has since been superseded
             if first is None or second is None:
                 status = ReviewStatus.PENDING
             else:
                 status = ReviewStatus.AGREED if second.agreement == Agreement.CONFIRM else ReviewStatus.DISPUTED
-            reviews.append(CandidateReview(run.search_id, c.probe_id, c.rank, c.subject_id, c.score, first, second, status))
+            reviews.append(CandidateReview(search_id, c.probe_id, c.rank, c.subject_id, c.score, first, second, status))
         return reviews
+
+    def _candidates_shown(self, search_id: int) -> list[Candidate]:
+        """A recorded search's candidates in the order shown, without loading its probes (their
+        crops and embeddings): the review queues read this for every search."""
+        if self.conn.execute("SELECT 1 FROM searches WHERE search_id = ?", (int(search_id),)).fetchone() is None:
+            raise CaseError(f"no recorded search {search_id}")
+        rows = self.conn.execute(
+            "SELECT c.* FROM search_candidates c JOIN search_probes p ON p.search_id = c.search_id AND p.probe_id = c.probe_id "
+            "WHERE c.search_id = ? ORDER BY p.position, c.rank",
+            (int(search_id),),
+        )
+        return [_candidate(r) for r in rows]
 
     def case_review(self, case_ref: str) -> dict[str, int]:
         """Counts of agreed, disputed and pending candidates over a case's searches."""
         counts = {s.value: 0 for s in ReviewStatus}
-        for run in self.searches(case_ref):
-            for item in self.review(run.search_id):
+        for search_id in self.search_ids(case_ref):
+            for item in self.review(search_id):
                 counts[item.status.value] += 1
         return counts
 
