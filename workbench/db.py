@@ -372,11 +372,12 @@ def check_database_file(path: str | Path) -> None:
     if application_id != 0:
         raise _foreign(path, f"is another application's SQLite database (application_id {application_id:#x})")
     wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        # The newest pages (the stamp among them) may still be in the write-ahead log of a
-        # process that was killed: the file's own header is stale. An immutable reader ignores
-        # the log, and closing it could drop the log's committed transactions, so here SQLite
-        # itself reads the database (read-only, log included) and judges the stamp.
+    if wal.exists() or Path(f"{path}-shm").exists():
+        # A write-ahead log or its index beside the file: the newest pages (the stamp among
+        # them) may be in the log of a process that is running or was killed, so the file's own
+        # header is stale. An immutable reader would ignore the log (kill tests lost committed
+        # transactions that way), so SQLite itself reads the database here (read-only, log
+        # included) and judges the stamp.
         uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
         try:
             probe = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
