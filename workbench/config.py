@@ -21,6 +21,8 @@ from .errors import ConfigError
 
 DEFAULT_HOME = Path("workspace")
 SETTINGS_FILE = "workbench.toml"
+#: values of the footage_scan setting: skip what cannot hold a new face, or scan every frame whole.
+FOOTAGE_SCANS = ("skip", "full")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,15 @@ class Settings:
     threshold: float | None = None
     #: frames per second sampled from video.
     footage_fps: float = 5.0
+    #: how sampled frames are searched for faces: "skip" runs the full detection pyramid on key
+    #: frames only and, in between, only where a face can be (around live tracks, where the
+    #: picture changed); "full" runs the full pyramid on every sampled frame.
+    footage_scan: str = "skip"
+    #: in "skip" mode, a key frame (full pyramid) at least this often, seconds of footage.
+    footage_keyframe_s: float = 2.0
+    #: gallery shards searched exactly on Dask workers (dask_scheduler or a LocalCluster), each
+    #: holding its share of the embeddings; 0 = search in this process.
+    search_shards: int = 0
     #: Dask scheduler address ("tcp://host:8786"); None = a LocalCluster on this machine.
     dask_scheduler: str | None = None
     #: Dask LocalCluster worker processes.
@@ -99,6 +110,9 @@ class Settings:
             ("index_n_trees", self.index_n_trees >= 1, "at least 1"),
             ("top", self.top >= 1, "at least 1"),
             ("footage_fps", self.footage_fps > 0, "positive"),
+            ("footage_scan", self.footage_scan in FOOTAGE_SCANS, f"one of {', '.join(FOOTAGE_SCANS)}"),
+            ("footage_keyframe_s", self.footage_keyframe_s > 0, "positive"),
+            ("search_shards", self.search_shards >= 0, "0 or more"),
             ("dask_workers", self.dask_workers >= 1, "at least 1"),
             ("upload_max_bytes", self.upload_max_bytes > 0, "positive"),
         ]
