@@ -14,7 +14,7 @@ import stat
 
 import pytest
 
-from workbench import audit, audit_keys, db
+from workbench import audit, audit_keys, audit_rows, db
 from workbench.config import Settings, audit_locations
 from workbench.db import connect
 from workbench.errors import AuditError, ConfigError
@@ -302,3 +302,28 @@ def test_a_downgraded_chain_is_caught(log):
         prev = digest
     result = audit.verify(log)
     assert not result.ok and "says from entry 1" in result.problem
+
+
+def test_rows_covered_from_a_later_schema_are_checked_from_their_seal_on(tmp_path):
+    """A log written before users, thresholds and settings were hashed verifies as it did; from the
+    seal entry that starts their coverage on, a change to them outside the workbench is named."""
+    conn = connect(tmp_path / "ws" / "workbench.db")
+    conn.execute("INSERT INTO users (name, roles, active, added_utc, added_by) VALUES ('ana', '[\"analyst\"]', 1, '2024-01-01', 'x')")
+    older_log = [(1, "case.new", {"content": {}})]  # no "seals": written before the later kinds were covered
+    assert audit_rows.check(conn, older_log).problems == ()
+    seal = audit_rows.later_seal_details(conn, "upgrade")
+    assert "ana" in seal["content"]["user"]
+    sealed_log = [*older_log, (2, audit_rows.SEAL_ACTION, seal)]
+    assert audit_rows.check(conn, sealed_log).problems == ()
+    conn.execute("UPDATE users SET roles = '[\"administrator\"]' WHERE name = 'ana'")
+    problems = [text for _, text in audit_rows.check(conn, sealed_log).problems]
+    assert problems == ["user ana changed since audit entry 2 (audit.seal)"]
+    assert audit_rows.check(conn, older_log).problems == ()  # the older log never covered it
+
+
+def test_a_new_log_covers_every_kind_from_its_first_entry(tmp_path):
+    conn = connect(tmp_path / "ws" / "workbench.db")
+    first = audit.append(conn, user="ana", action="case.new", details={})
+    second = audit.append(conn, user="ana", action="case.new", details={})
+    assert sorted(first.details["seals"]) == sorted(audit_rows.LATER_KINDS)
+    assert "seals" not in second.details and [e.action for e in audit.entries(conn)] == ["case.new", "case.new"]

@@ -328,6 +328,38 @@ def test_a_removed_subject_put_back(scene):
     detected("removed subject put back", verify(scene), expected)
 
 
+def test_a_user_slipped_in_with_every_role(scene):
+    roles = json.dumps(["administrator", "analyst", "reviewer", "technical"])
+    tamperer(scene).execute(
+        "INSERT INTO users (name, roles, active, added_utc, added_by) VALUES ('mallory', ?, 1, '2024-01-01', 'analyst1')", (roles,)
+    )
+    detected("user with every role slipped in", verify(scene), "user mallory has no audit entry")
+
+
+def test_roles_switched_off_behind_the_administrators_back(scene, engine):
+    with Workspace(Settings.load(scene.home, user="analyst1"), engine=engine) as ws:
+        ws.set_user("reviewer1", ["reviewer"])  # from here on roles apply as assigned
+    tamperer(scene).execute("UPDATE workspace_facts SET value = '0' WHERE key = 'roles_assigned'")  # everyone holds every role
+    seq = entry_seq(scene, "users.set", name="reviewer1")
+    expected = f"workspace setting roles_assigned changed since audit entry {seq} (users.set)"
+    detected("roles switched off (team mode) in the database", verify(scene), expected)
+
+
+def test_a_threshold_version_lowered_in_the_database(scene, engine):
+    with Workspace(Settings.load(scene.home, user="analyst1"), engine=engine) as ws:
+        ws.set_threshold(0.45, reason="validated on the unit's own pairs")
+    tamperer(scene).execute("UPDATE threshold_versions SET threshold = 0.2")
+    seq = entry_seq(scene, "threshold.set")
+    detected("operating threshold lowered", verify(scene), f"threshold version 1 changed since audit entry {seq} (threshold.set)")
+
+
+def test_the_false_match_rates_a_search_showed_rewritten(scene):
+    tamperer(scene).execute("UPDATE search_candidates SET fmr_at_score = 1e-9 WHERE search_id = ?", (scene.search_id,))
+    seq = entry_seq(scene, "search.run", search_id=scene.search_id)
+    expected = f"the false match rates shown in search {scene.search_id} changed since audit entry {seq} (search.run)"
+    detected("false match rates shown rewritten", verify(scene), expected)
+
+
 # -- the key and the checkpoints ----------------------------------------------------------------
 
 

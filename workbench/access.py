@@ -128,7 +128,13 @@ class AccessControl:
                 return
             self._set_fact(_OWNER, user)
             self._insert_user(user, frozenset(Role), by=user)
-            audit.append(self.conn, user=user, action="users.owner", details={"owner": user, "roles": sorted(r.value for r in Role)})
+            audit.append(
+                self.conn,
+                user=user,
+                action="users.owner",
+                details={"owner": user, "roles": sorted(r.value for r in Role)},
+                covers={"user": [user], "fact": [_OWNER]},
+            )
 
     # -- users ------------------------------------------------------------------------------------
 
@@ -162,7 +168,8 @@ class AccessControl:
         with audit.transaction(self.conn):
             self._insert_user(name, roles, by=by)
             self._set_fact(_ASSIGNED, "1")
-            audit.append(self.conn, user=by, action="users.set", details={"name": name, "roles": sorted(r.value for r in roles)})
+            details = {"name": name, "roles": sorted(r.value for r in roles)}
+            audit.append(self.conn, user=by, action="users.set", details=details, covers={"user": [name], "fact": [_ASSIGNED]})
         return self.user(name)
 
     def deactivate(self, by: str, name: str) -> User:
@@ -175,7 +182,9 @@ class AccessControl:
         with audit.transaction(self.conn):
             self.conn.execute("UPDATE users SET active = 0 WHERE name = ?", (name,))
             self._set_fact(_ASSIGNED, "1")
-            audit.append(self.conn, user=by, action="users.deactivate", details={"name": name})
+            audit.append(
+                self.conn, user=by, action="users.deactivate", details={"name": name}, covers={"user": [name], "fact": [_ASSIGNED]}
+            )
         return self.user(name)
 
     def allow_declared(self, by: str, allowed: bool) -> None:
@@ -183,7 +192,9 @@ class AccessControl:
         self.require(by, "users.manage")
         with audit.transaction(self.conn):
             self._set_fact(_DECLARED, "1" if allowed else "0")
-            audit.append(self.conn, user=by, action="users.allow_declared", details={"allowed": bool(allowed)})
+            audit.append(
+                self.conn, user=by, action="users.allow_declared", details={"allowed": bool(allowed)}, covers={"fact": [_DECLARED]}
+            )
 
     # -- checks -----------------------------------------------------------------------------------
 

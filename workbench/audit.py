@@ -198,7 +198,8 @@ def _append(conn, user, action, details, case_ref, covers, removes) -> AuditEntr
         except ValueError as exc:
             raise AuditError(str(exc)) from exc
     if removes:
-        details["removed"] = {kind: [str(i) for i in ids] for kind, ids in removes.items() if ids}
+        removed = audit_rows.with_companions(removes)
+        details["removed"] = {kind: [str(i) for i in ids] for kind, ids in removed.items() if ids}
     found = anchor(conn)
     if found is None:  # opened without migrating: the old, unkeyed chain
         return _insert(conn, None, user, action, case_ref, details)
@@ -206,17 +207,31 @@ def _append(conn, user, action, details, case_ref, covers, removes) -> AuditEntr
     key = _writing_key(conn, found, loc)
     last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0]
     if last + 1 == found.keyed_from and found.keyed_from > 1:
-        _insert(
-            conn,
-            key,
-            user,
-            "audit.seal",
-            None,
-            {"reason": "first keyed entry: the rows written before keying, as they are now", "content": audit_rows.everything(conn)},
-        )
+        details_of_seal = {
+            "reason": "first keyed entry: the rows written before keying, as they are now",
+            "seals": sorted(audit_rows.LATER_KINDS),
+            "content": audit_rows.everything(conn),
+        }
+        _insert(conn, key, user, audit_rows.SEAL_ACTION, None, details_of_seal)
+    elif last == 0:  # a new log: coverage of every kind starts with its first entry
+        details["seals"] = sorted(audit_rows.LATER_KINDS)
+    elif not _later_kinds_sealed(conn):
+        reason = "rows of thresholds, calibrations, users and workspace settings, and what searches showed of them, as they are now"
+        _insert(conn, key, user, audit_rows.SEAL_ACTION, None, audit_rows.later_seal_details(conn, reason))
     entry = _insert(conn, key, user, action, case_ref, details)
     _remember(_Head(loc, key, entry.seq, entry.hash, found.keyed_from))
     return entry
+
+
+def _later_kinds_sealed(conn: sqlite3.Connection) -> bool:
+    """Whether the log holds the seal entry from which :data:`audit_rows.LATER_KINDS` are covered."""
+    for (details,) in conn.execute("SELECT details FROM audit_log WHERE action = ? OR seq = 1", (audit_rows.SEAL_ACTION,)):
+        try:
+            if isinstance(json.loads(details).get("seals"), list):
+                return True
+        except (ValueError, AttributeError):
+            continue  # a damaged entry: verify names it
+    return False
 
 
 def _writing_key(conn: sqlite3.Connection, found: Anchor, loc: audit_keys.Locations) -> bytes:

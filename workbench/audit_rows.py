@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 SCHEME = "workbench-rows/1"
+#: the action of an entry that holds rows as they were when their coverage started.
+SEAL_ACTION = "audit.seal"
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,64 @@ KINDS: dict[str, Kind] = {
     ),
 }
 
+#: Kinds covered from a later schema on: what an operating threshold, a calibration, the
+#: threshold record and false match rates a search showed, and who holds which role rest on.
+#: Their coverage starts at the entry that names them in ``details["seals"]``: the first entry of
+#: a new log, or in an older log an ``audit.seal`` entry holding their rows as they were then. A
+#: log without one (written before they were covered) is not checked for them. Kinds are only
+#: ever added, never changed, so older hashes keep verifying.
+LATER_KINDS: dict[str, Kind] = {
+    "search_record": Kind(
+        "searches", "search_id", ("search_id", "threshold_version", "calibration_id", "notes_json"), (), "the threshold record of search {}"
+    ),
+    "candidate_fmr": Kind(
+        "search_candidates",
+        "search_id",
+        ("search_id", "probe_id", "rank", "fmr_at_score"),
+        ("probe_id", "rank"),
+        "the false match rates shown in search {}",
+    ),
+    "threshold": Kind(
+        "threshold_versions",
+        "version",
+        tuple("version pack_id threshold reason set_by time_utc previous evaluation_path evaluation_sha256 evaluation_json".split()),
+        (),
+        "threshold version {}",
+    ),
+    "calibration": Kind(
+        "score_calibrations",
+        "calibration_id",
+        tuple(
+            "calibration_id pack_id time_utc user faces subjects pairs exhaustive max_pairs seed gallery_state quantiles_json "
+            "top_scores".split()
+        ),
+        (),
+        "score calibration {}",
+    ),
+    "user": Kind("users", "name", ("name", "roles", "active", "added_utc", "added_by"), (), "user {}", True),
+    "fact": Kind("workspace_facts", "key", ("key", "value"), (), "workspace setting {}", True),
+}
+KINDS.update(LATER_KINDS)
+
 #: kinds whose rows hang off a search: every search has one (perhaps empty) set of them.
-_PER_SEARCH = ("probes", "candidates")
+_PER_SEARCH = ("probes", "candidates", "candidate_fmr")
+#: covering a kind covers these too (the columns a later schema added to the same rows).
+COMPANIONS = {"search": ("search_record",), "candidates": ("candidate_fmr",)}
+
+
+def with_companions(covers: dict[str, Iterable]) -> dict[str, list]:
+    """``covers`` ({kind: ids}) with the companion kinds of each kind covering the same ids."""
+    out = {name: list(ids) for name, ids in covers.items()}
+    for name, ids in list(out.items()):
+        for companion in COMPANIONS.get(name, ()):
+            out.setdefault(companion, ids)
+    return out
+
+
+def later_seal_details(conn: sqlite3.Connection, reason: str) -> dict:
+    """Details of the entry that starts coverage of :data:`LATER_KINDS`: their rows as they are now."""
+    content = {name: found for name in LATER_KINDS if (found := dict(current(conn, name)))}
+    return {"reason": reason, "seals": sorted(LATER_KINDS), "content": content}
 
 
 def label(kind: str, row_id: str) -> str:
@@ -126,7 +184,7 @@ def _key(kind: Kind, row_id):
 def hashes(conn: sqlite3.Connection, covers: dict[str, Iterable]) -> dict[str, dict[str, str]]:
     """{kind: {id: sha256}} of the rows named by ``covers`` ({kind: ids}), as they are now."""
     out: dict[str, dict[str, str]] = {}
-    for name, ids in covers.items():
+    for name, ids in with_companions(covers).items():
         kind = KINDS[name]
         found = out.setdefault(name, {})
         if name in _PER_SEARCH:  # several rows per id, perhaps none
@@ -175,7 +233,8 @@ def current(conn: sqlite3.Connection, name: str) -> Iterator[tuple[str, str]]:
 
 
 def everything(conn: sqlite3.Connection) -> dict[str, dict[str, str]]:
-    """{kind: {id: sha256}} of every covered row: the seal of a log written before content hashing."""
+    """{kind: {id: sha256}} of every covered row: the seal of a log written before content hashing
+    (it names :data:`LATER_KINDS` too, so it also starts their coverage)."""
     return {name: found for name in KINDS if (found := dict(current(conn, name)))}
 
 
@@ -220,8 +279,11 @@ def check(conn: sqlite3.Connection, entries: Iterable[tuple[int, str, dict]]) ->
     """
     latest: dict[tuple[str, str], tuple[str | None, int, str]] = {}
     covered = 0
+    sealed: set[str] = set()  # later kinds whose coverage has started
     for seq, action, details in entries:
         content, removed = details.get("content"), details.get("removed")
+        if isinstance(details.get("seals"), list):
+            sealed.update(k for k in details["seals"] if k in LATER_KINDS)
         if isinstance(content, dict):
             covered += 1
             for name, found in content.items():
@@ -233,7 +295,8 @@ def check(conn: sqlite3.Connection, entries: Iterable[tuple[int, str, dict]]) ->
                     latest[(name, str(row_id))] = (None, seq, action)
     problems: list[tuple[int | None, str]] = []
     checked = 0
-    for name in KINDS:
+    checked_kinds = [name for name in KINDS if name not in LATER_KINDS or name in sealed]
+    for name in checked_kinds:
         try:
             rows = list(current(conn, name))
         except sqlite3.OperationalError:  # a database older than the table
@@ -249,6 +312,6 @@ def check(conn: sqlite3.Connection, entries: Iterable[tuple[int, str, dict]]) ->
             elif recorded[0] != digest:
                 problems.append((recorded[1], f"{what} changed since audit entry {recorded[1]} ({recorded[2]})"))
     for (name, row_id), (digest, seq, action) in sorted(latest.items(), key=lambda item: item[1][1]):
-        if digest is not None:
+        if digest is not None and name in checked_kinds:
             problems.append((seq, f"{label(name, row_id)} is gone, but no entry removed it (written at audit entry {seq}, {action})"))
     return RowsCheck(tuple(problems), checked, covered)

@@ -289,6 +289,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE search_candidates ADD COLUMN fmr_at_score REAL;  -- estimated FMR at the score, as shown
         """,
     ),
+    (
+        8,
+        "audit log index by action: finds the seal entries that start content hashing of later tables",
+        """
+        -- See workbench.audit_rows.LATER_KINDS: the entry that seals them is looked up by action.
+        CREATE INDEX audit_log_action ON audit_log(action);
+        """,
+    ),
 ]
 
 

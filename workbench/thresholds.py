@@ -260,6 +260,7 @@ def set_threshold(
                 "evaluation_path": str(path) if path else None,
                 "evaluation_sha256": digest,
             },
+            covers={"threshold": [version]},
         )
     return threshold_version(conn, version)
 
@@ -645,6 +646,7 @@ def store_calibration(conn: sqlite3.Connection, calibration: Calibration, *, why
                 "seed": c.seed,
                 "why": why,
             },
+            covers={"calibration": [calibration_id]},
         )
     return dataclasses.replace(c, calibration_id=calibration_id)
 
