@@ -35,7 +35,7 @@ HOMES = {
     "ipyevents": "workbench.ui",
     "jupyter_bbox_widget": "workbench.ui",
     "IPython": "workbench.ui",
-    "matplotlib": {"workbench.evaluate"},
+    "matplotlib": {"workbench.evaluate.plots"},
 }
 
 #: layer of each top-level part of the package; a module may import its own layer or below.
