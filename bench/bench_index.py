@@ -3,6 +3,11 @@
     .venv/bin/python bench/bench_index.py --sizes 10000,100000,1000000 \\
         [--n-trees 32,64] [--search-k 10000,50000,200000] [--probes 2000] [--out results.json]
     .venv/bin/python bench/bench_index.py --calibrate     # refit the synthetic model on ../shared/data
+    .venv/bin/python bench/bench_index.py --quick         # 10k and 50k subjects, search_k 0.5/2/8 per face
+    .venv/bin/python bench/bench_index.py --sizes 1000000 --n-trees 16 --search-k-per-face 0.25,1,4,8
+
+The search at 1M and 10M faces per shard, with the curve search_k -> misses -> ms side by side
+with exact and sharded search, is in bench_sharded.py (same synthetic model, same index builds).
 
 What it measures, per gallery size (number of subjects):
 
@@ -69,7 +74,11 @@ Reading: Annoy's misses depend on search_k, hardly on n_trees; meeting the targe
 growing with the gallery (about 8 per face at 100k, 4 per face at 1M), and then a query costs
 13x (1M) to 50x (10k) a single exact search, and 80x a batched one. Tree splits separate a face
 from a mate at cosine 0.6 (53 degrees) too often. Hence the defaults in :mod:`workbench.config`:
-exact search below 10M faces, 16 trees, search_k 4M when the index is used. Multi-threaded
+exact search below 10M faces, 16 trees, search_k 4M when the index is used. Since then
+(bench_sharded.py, same data model, 1M faces per shard): search_k left at its default scales
+as 8 per indexed face (search.SEARCH_K_PER_FACE); no (n_trees, search_k) beats exact search at
+<= 1 ANN-added miss per 1,000 mated probes, at 1M nor at 10M as 10 shards of 1M: the points
+faster than a single exact search (<= 2 per face) add 18 to 116 misses per 1,000. Multi-threaded
 OpenBLAS suffers most from a busy machine (single exact search 21 ms quiet, 140 ms at load 3;
 ``OPENBLAS_NUM_THREADS=1`` gave 36 ms under the same load).
 """
@@ -274,7 +283,8 @@ def run_size(subjects: int, args, real: dict | None, workdir: Path) -> dict:
         seconds, size = build_index(matrix, folder, n_trees)
         build = load_build(folder)
         iview = index_view(build)
-        for search_k in args.search_k:
+        search_ks = [int(f * len(matrix)) for f in args.search_k_per_face] if args.search_k_per_face else args.search_k
+        for search_k in search_ks:
             times, rows = latencies_ms(iview, probes, use_index=True, search_k=search_k)
             index_sets = top_subjects(rows, owner)
             per_1000, misses, n = misses_per_1000(exact_sets, index_sets, probe_owner, synthetic)
@@ -352,6 +362,10 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes (subjects), comma-separated")
     parser.add_argument("--n-trees", default="32,64", help="Annoy n_trees to build, comma-separated")
     parser.add_argument("--search-k", default="10000,50000,100000,200000", help="Annoy search_k values, comma-separated")
+    parser.add_argument("--search-k-per-face", default="",
+                        help="Annoy search_k as multiples of each gallery's faces, comma-separated (replaces --search-k): "
+                             "the sweep scales with the size, as the workbench's default search_k does")
+    parser.add_argument("--quick", action="store_true", help="10k and 50k subjects, 16 trees, 500 probes, no real data (< 2 min)")
     parser.add_argument("--probes", type=int, default=2000, help="mated SYNTHETIC probes (identities with gallery images)")
     parser.add_argument("--exact-single", type=int, default=300, help="probes timed one by one for exact search")
     parser.add_argument("--batches", default="64,256", help="batch sizes for exact batched search")
@@ -368,7 +382,8 @@ def main() -> int:
     if args._serve:
         _serve(*args._serve)
         return 0
-    real = None if args.no_real else real_embeddings(args.real_cache)
+    real = None if args.no_real or args.quick else real_embeddings(args.real_cache)
+    print(f"```\n{' '.join(['.venv/bin/python', *sys.argv])}\n```")
     if args.calibrate:
         if real is None:
             print(f"no shared data at {SHARED}: nothing to calibrate on")
@@ -380,6 +395,10 @@ def main() -> int:
         print(json.dumps({"real": target, "current": SFACE_MODEL.as_dict(), "current_stats": model_stats(SFACE_MODEL),
                           "fitted": fitted.as_dict(), "fitted_stats": model_stats(fitted, seed=5)}, indent=2))
         return 0
+    if args.quick:
+        args.sizes, args.n_trees, args.probes, args.exact_single, args.memory_trees = "10000,50000", "16", 500, 100, 16
+        args.search_k_per_face = args.search_k_per_face or "0.5,2,8"
+    args.search_k_per_face = [float(s) for s in args.search_k_per_face.split(",")] if args.search_k_per_face else []
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.n_trees = [int(s) for s in args.n_trees.split(",")]
     args.search_k = [int(s) for s in args.search_k.split(",")]

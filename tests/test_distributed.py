@@ -89,6 +89,22 @@ def test_cluster_equals_single_process_with_tracks_across_chunk_borders(client, 
     assert all(probe_faces(t) for t in clip.tracks)
 
 
+@pytest.mark.parametrize("scan", ["skip", "full"])
+def test_cluster_honours_the_footage_scan_setting(client, session_home, sources, engine, scan):
+    """Workers scan as the settings say ("skip": key frames and regions; "full": every frame whole)
+    and the result equals one process's with the same scan."""
+    from workbench.footage.distributed import extract_on_dask
+
+    settings = Settings(home=session_home, dask_workers=2, footage_scan=scan)
+    (result,) = extract_on_dask(sources[:1], settings, sampling=Sampling(fps=5), chunk_s=0.6, client=client)
+    single = extract(sources[0], engine, sampling=Sampling(fps=5), scan=scan)
+    assert summary(result) == summary(single)
+    assert len(result.tracks) == 3
+    assert result.scan == single.scan, "the workers searched the same frames and regions"
+    if scan == "full":
+        assert result.scan.key_frames == result.frames_sampled
+
+
 def test_chunk_length_changes_nothing(client, cluster_settings, sources, single_process):
     from workbench.footage.distributed import extract_on_dask
 

@@ -145,6 +145,31 @@ def test_chunks_sample_exactly_the_frames_of_one_pass(clips):
     assert frames(chunked) == frames(one_pass)
 
 
+def test_frames_no_sampled_frame_needs_are_not_decoded_and_change_nothing(clips, monkeypatch):
+    """H.264 pictures nothing refers to are skipped unless sampled: the sampled frames are the same
+    pixels as when every frame is decoded (h264 clips written with B-frames, chunked too)."""
+    from workbench.footage import decode
+
+    clip = clips["one_libx264"]
+    chunked = plan_source(clip, Sampling(fps=5), chunk_s=0.6)
+
+    def frames(plan):
+        return [(f.frame_index, f.timestamp_s, f.rgb.tobytes()) for c in plan.chunks for f in decode._chunk_frames(c, [])]
+
+    skipped = [0]
+    original = decode._unneeded_packets
+
+    def counting(chunk, stream):
+        test = original(chunk, stream)
+        return None if test is None else (lambda packet: test(packet) and not skipped.__setitem__(0, skipped[0] + 1))
+
+    monkeypatch.setattr(decode, "_unneeded_packets", counting)
+    with_skipping = frames(chunked)
+    assert skipped[0] > 0, "the clip's unsampled B-frames are not decoded"
+    monkeypatch.setattr(decode, "_unneeded_packets", lambda chunk, stream: None)
+    assert with_skipping == frames(chunked)
+
+
 # -- stills ---------------------------------------------------------------------------------------
 
 

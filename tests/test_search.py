@@ -8,7 +8,7 @@ import pytest
 from workbench.config import Settings
 from workbench.errors import GalleryError, WorkbenchError
 from workbench.gallery.index import exact_topk
-from workbench.gallery.search import FACES_PER_SUBJECT_GUESS, search, search_many, search_probes
+from workbench.gallery.search import FACES_PER_SUBJECT_GUESS, index_search_k, search, search_many, search_probes
 from workbench.gallery.store import Gallery
 from workbench.images import load_image
 from workbench.types import CandidateList, Probe, SearchMode
@@ -223,8 +223,10 @@ def mated_probes(mixed_home, engine, t1_rgb, tom_hanks_path):
     return faces, mates, exact
 
 
-def _index_search(home, faces, search_k: int):
-    with Gallery.open(Settings(home=home, exact_search_below=1000, index_search_k=search_k)) as g:
+def _index_search(home, faces, search_k: int | None = None):
+    """Search through the index; ``search_k`` None leaves ``index_search_k`` at its default (scaled with the gallery)."""
+    extra = {} if search_k is None else {"index_search_k": search_k}
+    with Gallery.open(Settings(home=home, exact_search_below=1000, **extra)) as g:
         assert g.uses_index()
         found = search_many(g, faces)
     assert {r.method for r in found} == {"index"}
@@ -235,11 +237,12 @@ def test_index_meets_the_miss_target_where_search_k_scales_with_the_gallery(mixe
     home, probes, _ = mixed_home
     faces, mates, exact = mated_probes
     count, n_trees = index_shape(home)
-    search_k = SEARCH_K_PER_FACE * count
+    search_k = index_search_k(Settings(home=home), count)  # the default: it grows with the gallery
+    assert search_k == SEARCH_K_PER_FACE * count
     assert search_k < n_trees * count  # below Annoy's exhaustive search...
     coverage = annoy_coverage(home, probes[:300], search_k)
     assert coverage.min() < 1.0  # ...and Annoy does skip faces, so agreement is not by construction
-    by_index = _index_search(home, faces, search_k)
+    by_index = _index_search(home, faces)
     lost, listed = ann_added_misses(by_index, exact, mates)
     same_lists = sum(a.subject_ids == b.subject_ids for a, b in zip(by_index, exact))
     print(f"\nsearch_k {search_k} ({SEARCH_K_PER_FACE} per face, {count} faces, {n_trees} trees): Annoy looks at "
@@ -306,3 +309,30 @@ def test_exact_topk_matches_a_full_sort_with_hidden_rows_and_chunks(rows_n, n_pr
     assert np.allclose(scores, np.take_along_axis(full, expected, axis=1))
     rows, _ = exact_topk(matrix[:5], probes, 25, hidden=hidden[:5])
     assert rows.shape == (n_probes, 4)  # only 4 visible rows
+
+
+@pytest.mark.parametrize("n_probes", [1, 7, 64])
+def test_exact_topk_over_parts_merged_equals_the_whole_with_ties_to_the_lower_row(n_probes):
+    """What sharded search relies on: parts searched apart and merged by (score, row) give the
+    whole matrix's answer, bit for bit, whatever the part borders, and tied rows (duplicates
+    here) come lowest row first."""
+    rng = np.random.default_rng(n_probes)
+    matrix = rng.standard_normal((9000, 128)).astype(np.float32)
+    matrix[4500:6000] = matrix[:1500]  # every one of these rows ties with an earlier one
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    probes = matrix[rng.choice(1500, n_probes, replace=False)] + 0.05 * rng.standard_normal((n_probes, 128)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    rows, scores = exact_topk(matrix, probes, 40)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    tied = scores[:, :-1] == scores[:, 1:]
+    assert tied.any() and np.all(rows[:, :-1][tied] < rows[:, 1:][tied])
+    for borders in ([0, 4501, 9000], [0, 17, 3001, 5999, 6000, 9000]):
+        part_rows, part_scores = [], []
+        for start, stop in zip(borders[:-1], borders[1:]):
+            r, s = exact_topk(matrix[start:stop], probes, 40)
+            part_rows.append(r + start)
+            part_scores.append(s)
+        all_rows, all_scores = np.concatenate(part_rows, axis=1), np.concatenate(part_scores, axis=1)
+        order = np.lexsort((all_rows, -all_scores), axis=1)[:, :40]
+        assert np.array_equal(np.take_along_axis(all_rows, order, axis=1), rows)
+        assert np.array_equal(np.take_along_axis(all_scores, order, axis=1), scores)

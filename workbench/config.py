@@ -42,19 +42,21 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     #: aligned crops per recogniser call.
     embed_batch_size: int = 32
-    # Index defaults from bench/bench_index.py (SFace-calibrated synthetic data, 2 cores): at
-    # the target of at most 1 mate in 1,000 lost to the index, Annoy was 13x (1M faces: 282 ms
-    # against 21 ms) to 50x (10k) slower than single-probe exact numpy search, and more against
-    # batched exact search, so galleries are searched exactly up to 10M faces (5 GB of
-    # embeddings); the index serves larger ones or explicit requests.
+    # Index defaults from bench/bench_index.py and bench/bench_sharded.py (SFace-calibrated
+    # synthetic data, 2 cores): at the target of at most 1 mate in 1,000 lost to the index, Annoy
+    # needs about 4 to 8 inspected nodes per face and is then slower than one exact numpy search
+    # at 10k to 1M faces, and 2 to 7 times slower at 10M (as 10 shards of 1M); batched exact search
+    # beats it everywhere. So searches are exact at every size (sharded on Dask where one machine
+    # is not enough: search_shards); the index is built by `gallery rebuild` and used when asked.
     #: Annoy trees; at equal search_k, 16 trees missed no more mates than 32 or 64, and build
     #: in half the time into a smaller file.
     index_n_trees: int = 16
-    #: Annoy nodes inspected per query (-1 = Annoy's default, n_trees * top); 4M lost no mate in
-    #: 2,000 at 1M faces (1M lost 8 per 1,000); too low a value silently loses mates.
-    index_search_k: int = 4_000_000
-    #: galleries with fewer faces than this are searched exactly (numpy), without Annoy.
-    exact_search_below: int = 10_000_000
+    #: Annoy nodes inspected per query; None = 8 per face in the index (see
+    #: workbench.gallery.search.SEARCH_K_PER_FACE); too low a value silently loses mates.
+    index_search_k: int | None = None
+    #: galleries with at least this many faces let the Annoy index propose candidates; None =
+    #: never (exact search at every size, the default: see above).
+    exact_search_below: int | None = None
     #: candidate list length.
     top: int = 20
     #: operating threshold (cosine) for identification mode; None = the pack's default.
@@ -65,8 +67,11 @@ class Settings:
     #: frames only and, in between, only where a face can be (around live tracks, where the
     #: picture changed); "full" runs the full pyramid on every sampled frame.
     footage_scan: str = "skip"
-    #: in "skip" mode, a key frame (full pyramid) at least this often, seconds of footage.
-    footage_keyframe_s: float = 2.0
+    #: in "skip" mode, a key frame (full pyramid) at least this often, seconds of footage. Between
+    #: key frames new faces are found where the picture changed; the key frame is the safety net,
+    #: and its period caps the saving on static footage (bench_footage.py: 2 s gave 9.6x fewer
+    #: canvases on a static 60 s clip, 5 s 21x).
+    footage_keyframe_s: float = 4.0
     #: gallery shards searched exactly on Dask workers (dask_scheduler or a LocalCluster), each
     #: holding its share of the embeddings; 0 = search in this process.
     search_shards: int = 0

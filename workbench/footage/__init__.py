@@ -9,8 +9,12 @@ Modules:
 * ``tracking.py``: links faces of successive sampled frames into tracks (Hungarian assignment
   on box overlap, motion and appearance; cuts end tracks; fragments rejoin) and chooses the
   faces of a track that make a search probe.
-* ``pipeline.py``: the pipeline of one process: decode, detect and embed, track;
-  :class:`FootageResult` with thumbnails and tables; :func:`track_probe`.
+* ``regions.py``: where a new face can be (the "skip" scan, ``footage_scan = skip``, the
+  default): whole key frames, in between only live tracks' predicted regions and regions that
+  changed, packed into shared detector canvases; ``footage_scan = full`` scans every sampled
+  frame whole.
+* ``pipeline.py``: the pipeline of one process: decode, detect (whole or in regions) and embed,
+  track; :class:`FootageResult` with thumbnails, tables and what the scan ran; :func:`track_probe`.
 * ``distributed.py``: the one module that imports Dask: the same extraction on a
   ``LocalCluster`` or a scheduler address, results identical to one process.
 """

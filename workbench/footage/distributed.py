@@ -1,9 +1,10 @@
 """Scale-out on Dask: the same footage extraction, spread over worker processes or a cluster.
 
-``dask_client(settings)`` gives a client: a ``LocalCluster`` of ``settings.dask_workers``
-single-threaded worker processes by default, or the scheduler at ``settings.dask_scheduler``
-("tcp://host:8786") for a real cluster. Workers must see the same files (footage and the
-workspace's ``models/``) at the same paths, e.g. on a shared file system.
+``dask_client(settings)`` (from :mod:`workbench.cluster`, imported here as well) gives a client:
+a ``LocalCluster`` of ``settings.dask_workers`` single-threaded worker processes by default, or
+the scheduler at ``settings.dask_scheduler`` ("tcp://host:8786") for a real cluster. Workers
+must see the same files (footage and the workspace's ``models/``) at the same paths, e.g. on a
+shared file system.
 
 :func:`extract_on_dask` runs the three steps of :mod:`workbench.footage.pipeline`:
 
@@ -13,116 +14,34 @@ workspace's ``models/``) at the same paths, e.g. on a shared file system.
    per worker process (``threads=1``: one process per core beats threads inside onnxruntime);
 3. ``assemble`` on the client, per source, with the chunks in plan order.
 
-Ctrl-C: the worker processes of a LocalCluster ignore SIGINT (inherited while the cluster starts,
-then set again by :func:`dask_setup`, the workers' preload), so an interrupt reaches this
-process alone, which stops the cluster (the workers never print a traceback); the caller sees
-one KeyboardInterrupt. An interrupt during the few seconds the cluster takes to start is lost.
+Ctrl-C: see :mod:`workbench.cluster` (an interrupt reaches this process alone, which stops the
+cluster; the caller sees one KeyboardInterrupt).
 Errors of a task that are not the workbench's (a worker that died, an exception of a
 third-party library) become a :class:`FootageError` naming the source.
 
-Results come back in input order and are identical to :func:`workbench.footage.pipeline.extract`:
-chunks are whole sampling slots, frame indices come from the planner's index, and tracking
-runs once over the whole time line, so chunk borders leave no trace in the tracks, their
-order or their ids (a track crossing a border is one track).
+Results come back in input order and are identical to :func:`workbench.footage.pipeline.extract`
+with the same ``settings.footage_scan``: chunks are whole sampling slots (whole key periods in
+"skip" mode, whose detections depend on their key period alone), frame indices come from the
+planner's index, and tracking runs once over the whole time line, so chunk borders leave no
+trace in the tracks, their order or their ids (a track crossing a border is one track).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
-from dask.distributed import Client, LocalCluster, wait
+from dask.distributed import Client, wait
 
+from ..cluster import dask_client
 from ..config import Settings
 from ..errors import FootageError, WorkbenchError
 from .decode import DEFAULT_CHUNK_S, Sampling, plan_source
-from .pipeline import ChunkResult, FootageResult, assemble, detect_chunk
+from .pipeline import ChunkResult, FootageResult, assemble, detect_chunk, scan_keyframe_s
 from .tracking import TrackerConfig
 
 #: FaceEngines of this worker process, by the settings that shape them.
 _ENGINES: dict[tuple, object] = {}
-
-
-@contextmanager
-def dask_client(settings: Settings, *, workers: int | None = None, connect_timeout_s: float = 20.0) -> Iterator[Client]:
-    """A Dask client for the settings: their scheduler address, else a LocalCluster.
-
-    Args:
-        settings: ``dask_scheduler`` (address or None) and ``dask_workers``.
-        workers: LocalCluster worker processes (default ``settings.dask_workers``); ignored
-            with a scheduler address.
-        connect_timeout_s: how long to keep trying a scheduler address.
-    """
-    if settings.dask_scheduler:
-        try:
-            client = Client(settings.dask_scheduler, timeout=f"{connect_timeout_s}s")
-        except (OSError, TimeoutError) as exc:
-            raise WorkbenchError(f"cannot reach the Dask scheduler at {settings.dask_scheduler} ({exc})") from exc
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    n_workers = workers or settings.dask_workers
-    # One thread per worker process: the engine runs onnxruntime single-threaded, so the
-    # processes, not threads, use the cores. No dashboard: nothing should listen on a port
-    # the user did not ask for.
-    with _sigint_ignored():
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, preload=[__name__]
-        )
-    try:
-        client = Client(cluster)
-        try:
-            yield client
-        finally:
-            with _quiet_shutdown():
-                client.close()
-    finally:
-        with _quiet_shutdown():
-            cluster.close()
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while the cluster starts: the worker processes it spawns inherit the
-    ignored signal, so Ctrl-C in a terminal (sent to every process of the job) stops only this
-    one, which then closes the cluster."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def dask_setup(worker) -> None:
-    """Preload of our LocalCluster's workers: ignore SIGINT (the client stops the workers), and
-    do not report the work cancelled when the client stops them."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
-
-
-@contextmanager
-def _quiet_shutdown() -> Iterator[None]:
-    """Stopping a cluster after an interrupt makes Dask log lost tasks and cancelled work:
-    expected then, and noise for the person who pressed Ctrl-C."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with contextlib.suppress(Exception):  # a cluster that is already gone needs no closing
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _engine_key(settings: Settings) -> tuple:
@@ -147,9 +66,9 @@ def worker_engine(settings: Settings):
     return engine
 
 
-def _plan_task(path: str, sampling: Sampling, chunk_s: float | None):
+def _plan_task(path: str, sampling: Sampling, chunk_s: float | None, keyframe_s: float | None = None):
     try:
-        return plan_source(path, sampling, chunk_s=chunk_s)
+        return plan_source(path, sampling, chunk_s=chunk_s, keyframe_s=keyframe_s)
     except WorkbenchError:
         raise
     except Exception as exc:  # the boundary of the worker: name the source, keep the others going
@@ -202,7 +121,11 @@ def extract_on_dask(
                 paths, settings, sampling=sampling, tracking=tracking, chunk_s=chunk_s, client=own, return_errors=return_errors
             )
     # pure=False: a file can change between calls under the same name; never reuse old results.
-    plans = _outcomes(client, client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, pure=False), return_errors, paths)
+    # The scan ("skip" or "full", settings.footage_scan) travels in the chunks: every worker
+    # scans as one process would, and skip-mode chunks start on key-period borders.
+    keyframe_s = scan_keyframe_s(settings)
+    planning = client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, keyframe_s=keyframe_s, pure=False)
+    plans = _outcomes(client, planning, return_errors, paths)
     chunks = [chunk for plan in plans if not isinstance(plan, WorkbenchError) for chunk in plan.chunks]
     futures = client.map(_detect_task, chunks, settings=settings, pure=False)
     results = iter(_outcomes(client, futures, return_errors, [c.path for c in chunks]))

@@ -14,6 +14,14 @@ runs ``detect_chunk`` on a cluster. Tracking always runs once over the whole tim
 tracks, their order and their ids do not depend on how the footage was cut into chunks: a
 track that crosses a chunk border is one track by construction.
 
+Detection follows ``footage_scan`` (settings, or ``extract(scan=...)``): "full" runs the engine's
+whole-frame detection on every sampled frame; "skip" (the default) does so on key frames only
+and in between searches only where a new face can be (:mod:`workbench.footage.regions`). The
+scan travels in the chunks (``Chunk.keyframe_s``), so Dask workers scan as one process does, and
+skip-mode chunks are whole key periods, so chunking changes nothing. Faces are then aligned,
+embedded (batched over ``ANALYSE_BATCH`` frames) and assessed as :meth:`FaceEngine.analyse_many`
+does (:func:`analyse_rows`); ``FootageResult.scan`` counts what detection ran.
+
 Decoding, times, sampling and source identity: :mod:`workbench.footage.decode`.
 """
 
@@ -30,9 +38,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..config import FOOTAGE_SCANS
 from ..errors import FootageError
 from ..images import crop_box
-from ..types import Probe, Track
+from ..quality import assess
+from ..types import Face, Probe, Track
 from .decode import (
     ANALYSE_BATCH,
     STILL_INTERVAL_S,
@@ -46,6 +56,7 @@ from .decode import (
     plan_source,
     read_frames,
 )
+from .regions import ScanStats, SkipScheduler, detect_coarse, detect_in_regions, key_periods, merge_rows, one_canvas_side
 from .tracking import FrameFaces, TrackerConfig, probe_faces, scene_signature, track_tracks
 
 if TYPE_CHECKING:
@@ -66,6 +77,7 @@ class ChunkResult:
     frames: tuple[FrameFaces, ...]
     warnings: tuple[str, ...] = ()
     cancelled_at_s: float | None = None  # the time of the first frame not analysed, when cancelled
+    scan: ScanStats = field(default_factory=ScanStats, compare=False)
 
 
 # -- faces ---------------------------------------------------------------------------------------
@@ -81,19 +93,26 @@ def detect_chunk(
 ) -> ChunkResult:
     """Decode one chunk and find every face (with embedding and quality) in its sampled frames.
 
-    Aligned crops are dropped from the faces to keep long footage in memory; get pixels back
-    with :meth:`FootageResult.thumbnail`. ``on_frame(timestamp_s)`` is called after each
-    analysed frame; when ``cancel`` is set, decoding stops after the frames in hand and the
-    result says where (``cancelled_at_s``).
+    ``chunk.keyframe_s`` None scans every sampled frame whole; otherwise the "skip" scan
+    detects whole key frames only, and in between only where a face can be
+    (:mod:`workbench.footage.regions`). Aligned crops are dropped from the faces to keep long
+    footage in memory; get pixels back with :meth:`FootageResult.thumbnail`.
+    ``on_frame(timestamp_s)`` is called after each analysed frame; when ``cancel`` is set,
+    decoding stops after the frames in hand and the result says where (``cancelled_at_s``).
     """
     problems: list[str] = []
     results: list[FrameFaces] = []
-    pending: list[Frame] = []
+    pending: list[tuple[Frame, np.ndarray, np.ndarray]] = []  # frame, detection rows, signature
+    stats = ScanStats()
+    scheduler = None
+    if chunk.keyframe_s is not None:
+        canvas = int(getattr(engine.detector, "canvas_size", 640))
+        scheduler = SkipScheduler(engine.settings.min_face_px, mosaic_side(engine), whole_side=canvas)
 
     def flush() -> None:
-        for frame, faces in zip(pending, engine.analyse_many([f.rgb for f in pending])):
-            faces = tuple(f.replace(aligned=None) for f in faces)
-            results.append(FrameFaces(frame.frame_index, frame.timestamp_s, faces, frame_signature(frame.rgb)))
+        analysed = analyse_rows(engine, [(frame.rgb, rows) for frame, rows, _ in pending])
+        for (frame, _, signature), faces in zip(pending, analysed):
+            results.append(FrameFaces(frame.frame_index, frame.timestamp_s, tuple(faces), signature))
             if on_frame is not None:
                 on_frame(frame.timestamp_s)
         pending.clear()
@@ -103,11 +122,100 @@ def detect_chunk(
         if cancel is not None and cancel.is_set():
             cancelled_at = frame.timestamp_s
             break
-        pending.append(frame)
+        signature = frame_signature(frame.rgb)
+        if scheduler is None:
+            rows = scan_whole(engine, frame.rgb, stats)
+        else:
+            rows = scan_skipping(engine, frame, _key_period(chunk, frame), signature, scheduler, stats)
+        pending.append((frame, rows, signature))
         if len(pending) >= batch:
             flush()
     flush()
-    return ChunkResult(tuple(results), tuple(problems), cancelled_at)
+    return ChunkResult(tuple(results), tuple(problems), cancelled_at, stats)
+
+
+def mosaic_side(engine: FaceEngine) -> int:
+    """Side (px) of the largest square image the engine searches on one canvas at its
+    ``min_face_px``: the size of the mosaics small regions are packed into.
+
+    Read from the detector's canvas size and the smallest face it finds reliably on it
+    (``reliable_face_px``; 32 px, the engine's old assumption, for a detector without one).
+    """
+    detector = engine.detector
+    canvas = int(getattr(detector, "canvas_size", 640))
+    reliable = float(getattr(detector, "reliable_face_px", 32.0))
+    return one_canvas_side(canvas, engine.settings.min_face_px, reliable)
+
+
+def _key_period(chunk: Chunk, frame: Frame) -> int:
+    """The key period of a sampled frame (:func:`workbench.footage.regions.key_periods`)."""
+    times, positions = np.array([frame.timestamp_s]), np.array([frame.frame_index])
+    slots = chunk.sampling.slots(times, positions)
+    sampling = chunk.sampling
+    return int(key_periods(times, slots, fps=sampling.fps, start_s=sampling.start_s, keyframe_s=chunk.keyframe_s)[0])
+
+
+def scan_whole(engine: FaceEngine, rgb: np.ndarray, stats: ScanStats, *, key: bool = True) -> np.ndarray:
+    """(N, 15) detection rows of the whole frame (the engine's full pyramid); counted in ``stats``."""
+    pixels = rgb.shape[0] * rgb.shape[1]
+    stats.frames += int(key)
+    stats.key_frames += int(key)
+    stats.pixels_full += pixels * int(key)
+    stats.pixels_searched += pixels
+    return engine.detect_rows(rgb)
+
+
+def scan_skipping(
+    engine: FaceEngine, frame: Frame, period: int, signature: np.ndarray, scheduler: SkipScheduler, stats: ScanStats
+) -> np.ndarray:
+    """(N, 15) detection rows of one frame of the "skip" scan: the whole frame on key frames,
+    else the scheduler's regions, and the whole frame again when a live track is lost there."""
+    rgb, t = frame.rgb, frame.timestamp_s
+    height, width = rgb.shape[:2]
+    plan = scheduler.plan(rgb, t, period, signature)
+    if not plan.full:
+        rows, images = detect_in_regions(engine.detect_rows, rgb, plan.regions, scheduler.mosaic_side)
+        stats.frames += 1
+        stats.pixels_full += width * height
+        stats.regions += images
+        stats.pixels_searched += plan.pixels
+        if plan.coarse:
+            rows = merge_rows(rows, detect_coarse(engine.detect_rows, rgb))
+            stats.coarse += 1
+        if plan.whole(width, height) or not scheduler.lost(rows, t, width, height):
+            scheduler.observe(rows, t, key=False)
+            return rows
+        stats.rescans += 1
+        rows = scan_whole(engine, rgb, stats, key=False)
+    else:
+        rows = scan_whole(engine, rgb, stats)
+    scheduler.observe(rows, t, key=True)
+    return rows
+
+
+def analyse_rows(engine: FaceEngine, frames: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Face]]:
+    """Faces with embedding and quality (no aligned crop) for frames and their detection rows.
+
+    ``frames``: ((H, W, 3) uint8 RGB, (N, 15) rows) pairs. As :meth:`FaceEngine.analyse_many`
+    on the same detections: ArcFace alignment, embeddings batched across the frames, quality.
+    """
+    from ..engine import align_face  # the engine's alignment, so faces match analyse_many's
+
+    per_frame = []
+    for rgb, rows in frames:
+        faces = [Face(bbox_xyxy=tuple(float(v) for v in r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
+        per_frame.append((faces, [align_face(rgb, f.landmarks, engine.crop_size) for f in faces]))
+    crops = [c for _, frame_crops in per_frame for c in frame_crops]
+    embeddings = engine.embed_aligned(np.stack(crops)) if crops else None
+    out, k = [], 0
+    for faces, frame_crops in per_frame:
+        done = []
+        for face, crop in zip(faces, frame_crops):
+            quality = assess(face.landmarks, crop, face.detector_score)
+            done.append(face.replace(embedding=embeddings[k], pack_id=engine.pack_id, quality=quality))
+            k += 1
+        out.append(done)
+    return out
 
 
 def frame_signature(rgb: np.ndarray) -> np.ndarray:
@@ -128,7 +236,22 @@ def assemble(
     if warn:
         emit_warnings(problems)
     sampled = tuple((f.frame_index, f.timestamp_s) for f in frames)
-    return FootageResult(plan.info, tracks, plan.sampling, len(frames), tuple(problems), sampled_frames=sampled)
+    scan = ScanStats()
+    for result in results:
+        scan.add(result.scan)
+    return FootageResult(plan.info, tracks, plan.sampling, len(frames), tuple(problems), sampled_frames=sampled, scan=scan)
+
+
+def scan_keyframe_s(settings, scan: str | None = None) -> float | None:
+    """The key-frame period for the chunks of a plan: ``settings.footage_keyframe_s`` in "skip"
+    mode, None (every sampled frame scanned whole) in "full" mode.
+
+    ``scan``: "skip" or "full", overriding ``settings.footage_scan``.
+    """
+    mode = scan or settings.footage_scan
+    if mode not in FOOTAGE_SCANS:
+        raise FootageError(f"footage scan must be one of {', '.join(FOOTAGE_SCANS)}, got {mode!r}")
+    return settings.footage_keyframe_s if mode == "skip" else None
 
 
 def extract(
@@ -140,6 +263,7 @@ def extract(
     chunk_s: float | None = None,
     progress: Callable[[float, float], None] | None = None,
     cancel: threading.Event | None = None,
+    scan: str | None = None,
 ) -> FootageResult:
     """Every distinct face of one source, as tracks with best shots, in this process.
 
@@ -154,12 +278,14 @@ def extract(
             analysed frame (stills count ``STILL_INTERVAL_S`` each).
         cancel: when set, extraction stops; the tracks of the frames analysed so far are kept
             and a warning says where it stopped.
+        scan: "skip" (detect whole key frames, in between only where a face can be) or "full"
+            (every sampled frame whole); default ``engine.settings.footage_scan``.
 
     Raises:
         FootageError: the source cannot be read at all. Partial damage is a FootageWarning.
     """
     sampling = sampling or Sampling(fps=engine.settings.footage_fps)
-    plan = plan_source(path, sampling, chunk_s=chunk_s)
+    plan = plan_source(path, sampling, chunk_s=chunk_s, keyframe_s=scan_keyframe_s(engine.settings, scan))
     start = sampling.start_s
     total = _span_s(plan)
     on_frame = None if progress is None else (lambda t: progress(min(max(t - start, 0.0), total), total))
@@ -236,6 +362,8 @@ class FootageResult:
         warnings: problems met (damaged data), each naming the file and the time.
         sampled_frames: (frame_index, timestamp_s) of every frame analysed, in time order, with or
             without faces: the frames a person can draw a missed face on (see :meth:`frame`).
+        scan: what detection ran: frames scanned whole, regions, pixels searched
+            (:class:`workbench.footage.regions.ScanStats`).
     """
 
     info: SourceInfo
@@ -244,6 +372,7 @@ class FootageResult:
     frames_sampled: int
     warnings: tuple[str, ...] = ()
     sampled_frames: tuple[tuple[int, float], ...] = field(default=(), repr=False, compare=False)
+    scan: ScanStats = field(default_factory=ScanStats, repr=False, compare=False)
 
     def track(self, track_id: int) -> Track:
         for track in self.tracks:

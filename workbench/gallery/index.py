@@ -89,6 +89,8 @@ BLOCK_VALUES = 1 << 24
 SEED_ROWS = 4096
 #: rows per slab when looking for the rare scores above a probe's running k-th best.
 SPARSE_GROUP = 64
+#: rows selected beyond k in exact search, then rescored exactly and cut (see exact_topk).
+TIE_SLACK = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,11 +118,17 @@ def exact_topk(
 
     Returns:
         (rows, scores): (P, k') int64 row numbers and float32 cosines, best first, k' <= k.
+        Scores are :func:`canonical_scores` and ties go to the lower row, so any split of the
+        matrix into parts searched apart and merged by (score, row) gives the same answer
+        (what :mod:`.sharded` relies on).
     """
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     n_rows, n_probes = len(matrix), len(probes)
     visible = n_rows - (int(hidden.sum()) if hidden is not None else 0)
-    k = max(0, min(int(k), visible))
+    wanted = max(0, min(int(k), visible))
+    # Selection uses BLAS products, whose rounding depends on where a row falls in a block
+    # (1 ulp); a few extra rows, rescored canonically, make the cut independent of blocking.
+    k = min(wanted + TIE_SLACK, visible) if wanted else 0
     if k == 0 or n_probes == 0:
         return np.zeros((n_probes, 0), np.int64), np.zeros((n_probes, 0), np.float32)
     chunk_rows = max(k, min(chunk_rows, BLOCK_VALUES // n_probes))
@@ -140,7 +148,7 @@ def exact_topk(
             scores[:, hidden[start : start + len(block)]] = -np.inf
         if start == 0:
             take = min(k, len(block))
-            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            part = _first_rows(scores, take)
             best_rows[:, :take] = part
             best_scores[:, :take] = np.take_along_axis(scores, part, axis=1)
             continue
@@ -160,11 +168,41 @@ def exact_topk(
         cand_rows[:, :k], cand_scores[:, :k] = best_rows, best_scores
         cand_rows[hit_probe, slot] = hit_row + start
         cand_scores[hit_probe, slot] = scores[hit_probe, hit_row]
-        keep = np.argpartition(-cand_scores, k - 1, axis=1)[:, :k]
+        keep = np.lexsort((cand_rows, -cand_scores), axis=1)[:, :k]  # ties: the lower row stays
         best_rows = np.take_along_axis(cand_rows, keep, axis=1)
         best_scores = np.take_along_axis(cand_scores, keep, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
+    best_scores = canonical_scores(matrix, probes, best_rows)
+    order = np.lexsort((best_rows, -best_scores), axis=1)[:, :wanted]
     return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
+
+
+def canonical_scores(matrix: np.ndarray, probes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(P, k) float32 cosines of ``rows`` (P, k) of ``matrix`` against their probes (P, D).
+
+    Computed as an element-wise product summed along D (numpy's fixed pairwise order), so a
+    row's score does not depend on which block or shard it was read in, unlike a BLAS product.
+    """
+    flat = np.asarray(rows, np.int64).ravel()
+    order = np.argsort(flat, kind="stable")  # ascending rows read a memory map in file order
+    vectors = np.empty((len(flat), matrix.shape[1]), np.float32)
+    vectors[order] = np.asarray(matrix[flat[order]], dtype=np.float32)
+    vectors = vectors.reshape(*rows.shape, matrix.shape[1])
+    return (vectors * probes[:, None, :]).sum(axis=2, dtype=np.float32)
+
+
+def _first_rows(scores: np.ndarray, take: int) -> np.ndarray:
+    """(P, take) columns of the best scores of each row of ``scores`` (P, n); ties at the cut go
+    to the lower column (a partition, and a full sort only for probes with such a tie)."""
+    part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    if take == scores.shape[1]:
+        return part
+    kept = np.take_along_axis(scores, part, axis=1)
+    kth = kept.min(axis=1)
+    tied_kept = (kept == kth[:, None]).sum(axis=1)
+    tied_all = (scores == kth[:, None]).sum(axis=1)
+    for probe in np.flatnonzero(tied_all > tied_kept):
+        part[probe] = np.lexsort((np.arange(scores.shape[1]), -scores[probe]))[:take]
+    return part
 
 
 def _above(scores: np.ndarray, kth: np.ndarray, *, sparse: bool, group: int = SPARSE_GROUP) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,11 @@ How a search runs (:func:`search_many`; :func:`search` is the one-probe case):
 2. The gallery's live view proposes the nearest faces of each probe face: exact (numpy, one
    matrix-matrix pass for the whole batch) below ``settings.exact_search_below`` faces or when
    asked, else Annoy proposes from the index build; faces enrolled since the build are searched
-   exactly and merged; removed faces never appear. Enough faces are asked for that each probe
-   face sees ``top`` distinct subjects (a subject may have several custody images).
+   exactly and merged; removed faces never appear. With ``settings.search_shards >= 1`` the
+   exact search runs on Dask workers, each holding a shard of the gallery
+   (:mod:`.sharded`), with the same result as in this process; Annoy is then used only when
+   asked (``exact=False``). Enough faces are asked for that each probe face sees ``top``
+   distinct subjects (a subject may have several custody images).
 3. For every subject proposed to any face of a probe, every stored face of that subject is
    scored exactly against every face of the probe: the subject's score per probe face is the
    max over their faces, and the probe's score is the max over its faces (fusion). Scores
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import Settings
 from ..errors import GalleryError, ModelPackError, PackMismatchError
 from ..types import Candidate, CandidateList, Face, PackId, Probe, SearchMode
 from .store import Gallery, LiveView
@@ -35,6 +39,14 @@ from .store import Gallery, LiveView
 FACES_PER_SUBJECT_GUESS = 3
 #: with the index, stop growing the request beyond top x this (Annoy cannot return more than it explored).
 MAX_INDEX_GROWTH = 64
+#: Annoy nodes inspected per indexed face when ``index_search_k`` is left at its default (the
+#: setting's fixed 4M lost mates as galleries grew: the misses follow the share of the gallery
+#: Annoy looks at). SYNTHETIC SFace-like vectors, 16 trees, top-20 lists, ANN-added misses per
+#: 1,000 mated probes: bench_index.py, 100k faces: 4.5 at 2 per face, 0 at 8; bench_sharded.py,
+#: 1M faces (2 runs): 18 at 2 per face (6 of 336), 0 of 205 at 4, 0 of 77 at 8; bench_index.py at
+#: 1M: 0 of 2,000 at 4. 8 per face meets the target of 1 per 1,000 at every size measured, with
+#: a margin at 1M. At that setting the index is slower than exact search everywhere measured.
+SEARCH_K_PER_FACE = 8
 
 
 def operating_threshold(gallery: Gallery, threshold: float | None = None, *, pack_default: float | None = None) -> float | None:
@@ -128,8 +140,9 @@ def search_many(
     threshold = operating_threshold(gallery, threshold, pack_default=pack_default)
     if mode is SearchMode.IDENTIFICATION and threshold is None:
         raise GalleryError("identification mode needs an operating threshold: pass --threshold or set `threshold` in workbench.toml")
-    use_index = live.build is not None and (exact is False or (exact is None and gallery.uses_index(live)))
-    face_ids, _, rows = _nearest_subjects(gallery, live, matrix, top, use_index)
+    sharded = gallery.settings.search_shards >= 1 and exact is not False
+    use_index = not sharded and live.build is not None and (exact is False or (exact is None and gallery.uses_index(live)))
+    face_ids, _, rows = _nearest_subjects(gallery, live, matrix, top, use_index, sharded)
     bounds = np.cumsum([0] + [len(g) for g in groups])
     proposed = [
         {s for r in range(bounds[g], bounds[g + 1]) for s in _distinct_subjects(face_ids[r], rows, top)}
@@ -184,15 +197,31 @@ def _probe_matrix(groups: list[tuple[Face, ...]], live: LiveView) -> np.ndarray:
     return matrix
 
 
-def _nearest_subjects(gallery: Gallery, live: LiveView, matrix: np.ndarray, top: int, use_index: bool):
+def index_search_k(settings: Settings, indexed_faces: int) -> int:
+    """Annoy nodes to inspect per query: ``settings.index_search_k`` if set, else
+    :data:`SEARCH_K_PER_FACE` x the faces in the build (at least a top list's worth)."""
+    if settings.index_search_k is not None:
+        return int(settings.index_search_k)
+    return max(SEARCH_K_PER_FACE * int(indexed_faces), FACES_PER_SUBJECT_GUESS * settings.top)
+
+
+def _nearest_subjects(gallery: Gallery, live: LiveView, matrix: np.ndarray, top: int, use_index: bool, sharded: bool = False):
     """Nearest faces of each probe face, asking for more until each sees ``top`` subjects.
+
+    ``sharded``: exact search on the Dask shards (:mod:`.sharded`) instead of this process.
 
     Returns (face_ids (P, k), scores (P, k), face id -> (subject id, image id)).
     """
     k = min(live.count, FACES_PER_SUBJECT_GUESS * top)
     limit = live.count if not use_index else min(live.count, MAX_INDEX_GROWTH * top)
+    search_k = index_search_k(gallery.settings, live.build.count) if use_index else -1
     while True:
-        face_ids, scores = live.nearest_faces(matrix, k, use_index=use_index, search_k=gallery.settings.index_search_k)
+        if sharded:
+            from .sharded import nearest_faces  # imports dask: only when shards are asked for
+
+            face_ids, scores = nearest_faces(gallery.settings, live, matrix, k)
+        else:
+            face_ids, scores = live.nearest_faces(matrix, k, use_index=use_index, search_k=search_k)
         rows = gallery.face_rows(np.unique(face_ids[face_ids >= 0]))
         short = any(len(_distinct_subjects(ids, rows, top)) < top for ids in face_ids)
         if not short or k >= limit:

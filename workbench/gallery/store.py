@@ -452,7 +452,15 @@ class Gallery:
     def uses_index(self, live: LiveView | None = None) -> bool:
         """Whether a search now would let Annoy propose (else it is exact)."""
         live = live or self.live()
-        return live.build is not None and live.count >= self.settings.exact_search_below
+        below = self.settings.exact_search_below
+        return self.settings.search_shards == 0 and live.build is not None and below is not None and live.count >= below
+
+    def search_method(self, live: LiveView | None = None) -> str:
+        """How a search now finds candidates: "index", "exact" or "exact on N Dask shards"."""
+        if self.uses_index(live):
+            return "index"
+        shards = self.settings.search_shards
+        return f"exact on {shards} Dask shard{'s' if shards > 1 else ''}" if shards else "exact"
 
     # -- index ---------------------------------------------------------------------------------
 
@@ -558,6 +566,6 @@ class Gallery:
             "index_problem": live.index_problem,
             "not_indexed": int(len(live.pending_ids)),
             "removed_since_build": live.hidden_count,
-            "search_method": "index" if self.uses_index(live) else "exact",
+            "search_method": self.search_method(live),
             "exact_search_below": self.settings.exact_search_below,
         }

@@ -47,7 +47,9 @@ def stats_rows(stats: dict) -> list[tuple[str, object]]:
         ("Model pack", pack.split("@")[0] + " (" + pack.split("@")[1][:12] + ")" if pack else "none yet (empty gallery)"),
         (
             "How searches run",
-            "exact comparison with every face" if stats["search_method"] == "exact" else "search index, re-ranked exactly",
+            {"exact": "exact comparison with every face", "index": "search index, re-ranked exactly"}.get(
+                stats["search_method"], stats["search_method"].replace("exact on", "exact comparison with every face, on")
+            ),
         ),
     ]
     if index:
