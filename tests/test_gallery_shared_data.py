@@ -101,6 +101,18 @@ def test_rank1_on_real_probes(real_home, engine, shared_data):
     assert on_hits >= on_total - 1
 
 
+def test_every_enrolled_portrait_holds_the_face_it_gives_analysed_alone(real_home, engine, shared_data):
+    """Enrolment reads ahead and embeds 16 images per batch; each portrait still holds what
+    analysing it on its own gives (every 7th portrait, 32 of 221, to keep the test short)."""
+    portraits = sorted((shared_data / "faces" / "iss_portraits").glob("*.jpg"))[::7]
+    with Gallery.open(Settings(home=real_home)) as gallery:
+        subjects, _, _, embeddings = gallery.subject_faces([p.stem for p in portraits])
+    assert sorted(subjects) == sorted(p.stem for p in portraits)  # one face each
+    stored = dict(zip(subjects, embeddings))
+    cosines = [float(stored[p.stem] @ engine.analyse(p)[0].embedding) for p in portraits]
+    assert min(cosines) > 0.99999, dict(zip((p.stem for p in portraits), cosines))
+
+
 @pytest.fixture(scope="module")
 def indexed_home(real_home, tmp_path_factory, engine, shared_data):
     """The real gallery + two thirds of the glint24 crops + 3,000 SYNTHETIC faces, indexed.

@@ -16,7 +16,10 @@ Inputs:
 Each image is read once: hashed (sha256 of the bytes) and, only if this pack has not enrolled
 those bytes yet, decoded and analysed. Images are analysed in batches (``batch_size`` images per
 :meth:`FaceEngine.analyse_many`, whose recogniser calls are batched) and each batch is stored in
-one transaction with its audit entry, so:
+one transaction with its audit entry. While the models run on one batch, background threads
+read and hash the files of the batches after it and decode the next batch's new images (at most
+two batches of decoded images in memory); what is enrolled, skipped and reported, and in which
+order, is decided in the calling thread exactly as one batch after the other would. So:
 
 * re-running is idempotent: enrolled images are skipped by hash, without decoding;
 * a crash or Ctrl-C loses at most the batch in flight, and re-running finishes the job;
@@ -41,6 +44,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -61,6 +65,9 @@ SEX_CODES = {"M": "male", "F": "female", "X": "other / indeterminate", "U": "unk
 SUBJECT_ID_MAX = 128
 #: images analysed per batch (and stored per transaction). 16 keeps a batch under a second.
 DEFAULT_BATCH = 16
+#: threads reading, hashing and decoding ahead of the models (file reads, sha256 and Pillow's
+#: decoder release the GIL, so they run beside onnxruntime).
+READ_AHEAD_THREADS = 2
 STATUSES = ("enrolled", "skipped", "no_face", "unreadable", "invalid")
 _SUBJECT_ID_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 _ETHNICITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
@@ -338,12 +345,92 @@ class _Report:
 
 
 @dataclass
+class _Fetched:
+    """An item's bytes and their sha256, read in a background thread, or why they could not be read."""
+
+    item: EnrolItem
+    data: bytes = b""
+    sha256: str = ""
+    refused: _Refused | None = None
+
+
+@dataclass
 class _Read:
-    """An item whose bytes were read and hashed."""
+    """An item whose bytes were read and hashed, and are not enrolled yet."""
 
     item: EnrolItem
     data: bytes
     sha256: str
+    #: the image decoded ahead in a background thread (engine.load), if it was started
+    decoding: Future | None = None
+
+    def decoded(self, engine) -> np.ndarray:
+        """The upright (H, W, 3) uint8 RGB image. Raises ImageError as :meth:`FaceEngine.load` does."""
+        return self.decoding.result() if self.decoding is not None else engine.load(self.data)
+
+
+class _ReadAhead:
+    """Reads and hashes the files of batch ``k + 2`` and decodes the images of batch ``k + 1`` in
+    background threads while the models run on batch ``k``.
+
+    File reads, sha256 and Pillow's decoder release the GIL, so they use the core the models
+    leave idle. Nothing here touches the database or the report: which files are refused,
+    skipped or enrolled is still decided in the main thread, in item order, when their batch's
+    turn comes (:func:`_screen`). Only images the gallery does not hold yet are decoded ahead
+    (the main thread checks their sha256 first), so a re-run decodes nothing.
+    """
+
+    def __init__(self, engine, batches: Sequence[Sequence[EnrolItem]], threads: int = READ_AHEAD_THREADS):
+        self.engine = engine
+        self.batches = batches
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="enrol-read") if threads > 0 else _InThisThread()
+        self.fetches: dict[int, list[Future]] = {}
+        self.decodes: dict[int, dict[int, Future]] = {}  # batch -> position -> decoded image
+
+    def read(self, batch: int) -> None:
+        """Start reading and hashing the files of ``batch`` (no-op past the last batch)."""
+        if batch < len(self.batches) and batch not in self.fetches:
+            limit = self.engine.settings.max_file_bytes
+            self.fetches[batch] = [self.pool.submit(_fetch, item, limit) for item in self.batches[batch]]
+
+    def fetched(self, batch: int) -> list[tuple[_Fetched, Future | None]]:
+        """The files of ``batch``, read and hashed, in item order (waits for them), each with its
+        decoding if :meth:`decode` started one. Forgets the batch."""
+        self.read(batch)
+        decodes = self.decodes.pop(batch, {})
+        return [(future.result(), decodes.get(position)) for position, future in enumerate(self.fetches.pop(batch))]
+
+    def decode(self, batch: int, is_new: Callable[[str], bool]) -> None:
+        """Start decoding the images of ``batch`` whose sha256 ``is_new`` (not enrolled, not seen)."""
+        if batch >= len(self.batches):
+            return
+        self.read(batch)
+        decodes, started = {}, set()  # the same bytes twice in a batch are decoded once
+        for position, future in enumerate(self.fetches[batch]):
+            got = future.result()
+            if got.refused is None and got.sha256 not in started and is_new(got.sha256):
+                started.add(got.sha256)
+                decodes[position] = self.pool.submit(self.engine.load, got.data)
+        self.decodes[batch] = decodes
+
+    def close(self) -> None:
+        """Drop the work not started and wait for the reads and decodes running (milliseconds)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _InThisThread:
+    """An executor that runs each task at once in the calling thread (``read_ahead=0``)."""
+
+    def submit(self, function, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:  # delivered by future.result(), as a thread pool would
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, **_) -> None:
+        pass
 
 
 def enrol(
@@ -356,8 +443,14 @@ def enrol(
     report_path: Path | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[float, float], None] | None = None,
+    read_ahead: int = READ_AHEAD_THREADS,
 ) -> EnrolSummary:
     """Enrol items with ``engine`` into ``gallery``; see the module docstring for the rules.
+
+    Files are read, hashed and decoded one or two batches ahead in ``read_ahead`` background
+    threads (:class:`_ReadAhead`) while the models run on the current batch; what is stored,
+    skipped and reported, and in which order, is the same as enrolling one batch after the
+    other (``read_ahead=0``: everything in the calling thread, as the benchmark's baseline).
 
     Args:
         problems: outcomes already known (bad rows found while reading the input); reported.
@@ -376,22 +469,36 @@ def enrol(
     report = _Report(Path(report_path) if report_path else gallery.settings.reports_dir / f"enrol-{run_id}.csv")
     started = time.monotonic()
     seen: dict[str, str] = {}  # sha256 -> ref of its first row in this run
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+
+    def is_new(sha256: str) -> bool:
+        return sha256 not in seen and gallery.enrolled_image(sha256, engine.pack_id) is None
+
+    ahead = _ReadAhead(engine, batches, threads=read_ahead)
     try:
         for outcome in problems:
             _record(summary, report, outcome)
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
+        ahead.read(0)
+        ahead.decode(0, is_new)
+        ahead.read(1)
+        done = 0
+        for index, batch in enumerate(batches):
             fresh = []
-            for item in batch:
-                read = _read_and_hash(item, engine, report, summary, gallery, seen)
+            for fetched, decoding in ahead.fetched(index):
+                read = _screen(fetched, engine, report, summary, gallery, seen)
                 if read is not None:
+                    read.decoding = decoding
                     fresh.append(read)
+            ahead.decode(index + 1, is_new)  # after _screen: `seen` now holds this batch
+            ahead.read(index + 2)
             if fresh:
                 _enrol_batch(gallery, engine, fresh, report, summary, run_id, source)
             report.flush()
+            done += len(batch)
             if progress is not None:
-                progress(start + len(batch), len(items))
+                progress(done, len(items))
     finally:
+        ahead.close()
         report.close()
         summary.seconds = time.monotonic() - started
     summary.report = str(report.path) if report.handle is not None else None
@@ -405,15 +512,22 @@ def _record(summary: EnrolSummary, report: _Report, outcome: Outcome, *, to_repo
         report.add(outcome)
 
 
-def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, seen: dict) -> _Read | None:
-    """Read and hash one file; record and drop it if unreadable or already enrolled."""
-    shown = str(item.path)
+def _fetch(item: EnrolItem, limit: int) -> _Fetched:
+    """Read and hash one file (runs in a background thread: no database, no report)."""
     try:
-        data = _read_file(item, engine.settings.max_file_bytes)
+        data = _read_file(item, limit)
     except _Refused as exc:
-        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, exc.status, exc.reason))
+        return _Fetched(item, refused=exc)
+    return _Fetched(item, data, hashlib.sha256(data).hexdigest())
+
+
+def _screen(fetched: _Fetched, engine, report, summary, gallery: Gallery, seen: dict) -> _Read | None:
+    """The file to analyse, or None after recording why not (unreadable, already enrolled, same bytes twice)."""
+    item, digest = fetched.item, fetched.sha256
+    shown = str(item.path)
+    if fetched.refused is not None:
+        _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, fetched.refused.status, fetched.refused.reason))
         return None
-    digest = hashlib.sha256(data).hexdigest()
     stored = gallery.enrolled_image(digest, engine.pack_id)
     if stored is None and digest in seen:
         _record(summary, report, Outcome(item.ref, item.subject.subject_id, shown, "skipped", f"same bytes as {seen[digest]} in this run"))
@@ -437,7 +551,7 @@ def _read_and_hash(item: EnrolItem, engine, report, summary, gallery: Gallery, s
                 ),
             )
         return None
-    return _Read(item, data, digest)
+    return _Read(item, fetched.data, digest)
 
 
 class _Refused(Exception):
@@ -484,7 +598,7 @@ def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: 
     decoded, readable = [], []
     for read in fresh:
         try:
-            decoded.append(engine.load(read.data))
+            decoded.append(read.decoded(engine))
             readable.append(read)
         except ImageError as exc:
             reason = str(exc).split(": ", 1)[-1]  # the message names "<N bytes>": say the path instead
