@@ -1,19 +1,24 @@
 """Benchmark the FaceEngine against the bare onnxruntime calls it wraps.
 
-    .venv/bin/python bench/bench_engine.py [--repeat 5] [--batch 32]
+    .venv/bin/python bench/bench_engine.py [--quick] [--repeat 5] [--batch 32]
 
-Prints, for the default pack:
+Prints, for the default pack (and the detection table also for SCRFD-500M + MobileFaceNet from
+``../shared/data/models`` when present):
 
 * embedding: aligned crops per second through ``FaceEngine.embed_aligned`` (preprocess,
   batched run, L2 normalisation) beside the raw ``session.run`` on the same tensor;
 * detection: ms per image at 640x480, 1920x1080 and 4000x3000 through ``FaceEngine.detect_rows``
-  (pyramid, tiling, decode, NMS) at ``min_face_px`` 20 (the default) and 80, beside the raw
-  detector call on one 640x640 canvas times the number of canvases the pyramid needs, so the
-  ratio shows our overhead, not the cost of searching more canvases;
+  (schedule, resizing, padding, blob, decode, NMS, merging) at ``min_face_px`` 20 (the
+  default) and 80, for the "planned" schedule and the previous "dense" one side by side. The
+  raw-call baseline is the time the engine itself spent inside the bare model calls
+  (``session.run``) on the canvases it actually ran, read from ``engine.detection_stats``
+  (not recomputed here), so the ratio engine / raw is the engine's own overhead;
 * end to end: faces per second through ``FaceEngine.analyse`` on InsightFace's t1.jpg;
 * peak resident memory of each scenario: each runs in its own fresh process (``--child``) and
   reports that process's own high-water mark (VmHWM, see :mod:`peak_memory`; ru_maxrss would
   carry over this parent's peak, which includes converting the models).
+
+``--quick``: the default pack, 640x480 and 1920x1080 only, 2 repeats (under 2 minutes).
 
 Figures, never assertions: wall time depends on the machine and its load (printed).
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,11 @@ import numpy as np
 from peak_memory import peak_rss_mb, peak_source
 
 SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920), "4000x3000": (3000, 4000)}
+SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SCRFD_FILES = ("scrfd_500m_bnkps.onnx", "mobilefacenet_128d.onnx")
+PACKS = {"opencv-zoo": "YuNet", "scrfd-mfn": "SCRFD-500M"}
+#: the dense schedule runs up to 143 canvases per 4000x3000 image: stop repeating after this long.
+DETECT_BUDGET_S = 20.0
 
 
 def _timed(func, repeat: int) -> float:
@@ -46,11 +57,26 @@ def _timed(func, repeat: int) -> float:
     return float(np.median(best))
 
 
-def _engine(home: str, min_face_px: int):
+def _engine(home: str, min_face_px: int, pack: str = "opencv-zoo", schedule: str = "planned"):
     from workbench.config import Settings
     from workbench.engine import FaceEngine
 
-    return FaceEngine.from_settings(Settings(home=Path(home), min_face_px=min_face_px))
+    return FaceEngine.from_settings(Settings(home=Path(home), min_face_px=min_face_px, pack=pack), schedule=schedule)
+
+
+def _import_scrfd_pack(home: Path) -> bool:
+    """Import SCRFD-500M + MobileFaceNet from the shared models as pack "scrfd-mfn"; False if absent."""
+    from workbench.models import Preprocessing, import_pack
+
+    if not all((SHARED / "models" / name).is_file() for name in SCRFD_FILES):
+        return False
+    if not (home / "models" / "scrfd-mfn").is_dir():
+        source = home / "scrfd-src"
+        source.mkdir(exist_ok=True)
+        for name in SCRFD_FILES:
+            shutil.copy(SHARED / "models" / name, source)
+        import_pack(home / "models", source, name="scrfd-mfn", preprocessing=Preprocessing("RGB", 127.5, 128.0))
+    return True
 
 
 def scenario_embed(home: str, repeat: int, batch: int) -> dict:
@@ -66,25 +92,34 @@ def scenario_embed(home: str, repeat: int, batch: int) -> dict:
     return {"faces_per_s": batch / ours, "raw_faces_per_s": batch / raw, "overhead": ours / raw, "unbatched_faces_per_s": batch / single}
 
 
-def scenario_detect(home: str, repeat: int, size: str, min_face_px: int) -> dict:
+def scenario_detect(home: str, repeat: int, size: str, min_face_px: int, pack: str, schedule: str) -> dict:
+    """detect_rows on t1.jpg resized to ``size``: per image, engine ms and raw-call ms from the engine's own stats."""
     import cv2
 
-    from workbench.engine import pyramid_scales, tile_origins
+    from workbench.engine import DetectionStats
     from workbench.images import load_image
     from workbench.samples import sample_image
 
-    engine = _engine(home, min_face_px)
+    engine = _engine(home, min_face_px, pack, schedule)
     height, width = SIZES[size]
     image = cv2.resize(load_image(sample_image("t1")), (width, height), interpolation=cv2.INTER_AREA)
-    canvases = sum(
-        len(tile_origins(round(height * s))) * len(tile_origins(round(width * s)))
-        for s in pyramid_scales(height, width, min_face_px=min_face_px)
-    )
-    ours = _timed(lambda: engine.detect_rows(image), repeat)
-    canvas = np.zeros((1, 3, 640, 640), np.float32)
-    raw = _timed(lambda: engine.detector.raw_detect(canvas), repeat)
-    faces = len(engine.detect_rows(image))
-    return {"ms": ours * 1000, "canvases": canvases, "raw_ms_per_canvas": raw * 1000, "overhead": ours / (raw * canvases), "faces": faces}
+    faces = len(engine.detect_rows(image))  # warm-up: first calls allocate
+    engine.detection_stats = DetectionStats()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        engine.detect_rows(image)
+        if time.perf_counter() - started > DETECT_BUDGET_S:
+            break
+    stats = engine.detection_stats
+    return {
+        "ms": 1000 * stats.total_seconds / stats.images,
+        "raw_ms": 1000 * stats.model_seconds / stats.images,
+        "overhead": stats.overhead,
+        "canvases": stats.canvases / stats.images,
+        "megapixels": stats.canvas_pixels / stats.images / 1e6,
+        "runs": stats.images,
+        "faces": faces,
+    }
 
 
 def scenario_analyse(home: str, repeat: int) -> dict:
@@ -109,7 +144,7 @@ def _child(argv: list[str]) -> None:
     if kind == "embed":
         result = scenario_embed(home, repeat, int(rest[0]))
     elif kind == "detect":
-        result = scenario_detect(home, repeat, rest[0], int(rest[1]))
+        result = scenario_detect(home, repeat, rest[0], int(rest[1]), rest[2], rest[3])
     else:
         result = scenario_analyse(home, repeat)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -123,32 +158,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="default pack, two image sizes, 2 repeats (under 2 minutes)")
     parser.add_argument("--home", help="workspace whose models/ holds the default pack (default: a temporary one)")
     args = parser.parse_args()
+    repeat = 2 if args.quick else args.repeat
     home = args.home or tempfile.mkdtemp(prefix="bench-engine-")
     from workbench.models import ensure_default_pack
 
     ensure_default_pack(Path(home) / "models")
+    packs = ["opencv-zoo"] + (["scrfd-mfn"] if not args.quick and _import_scrfd_pack(Path(home)) else [])
+    print(f"command: .venv/bin/python bench/bench_engine.py{' --quick' if args.quick else ''} --repeat {repeat} --batch {args.batch}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (1 min); "
           f"peak RSS per scenario from its own process ({peak_source()})")
 
-    e = _run_isolated(["embed", home, str(args.repeat), str(args.batch)])
+    e = _run_isolated(["embed", home, str(repeat), str(args.batch)])
     print(f"\nembedding (SFace, batch {args.batch}):")
     print(f"  FaceEngine.embed_aligned {e['faces_per_s']:8.0f} faces/s   raw session.run {e['raw_faces_per_s']:8.0f} faces/s   "
           f"overhead x{e['overhead']:.2f}   one at a time {e['unbatched_faces_per_s']:.0f} faces/s   "
           f"peak {e['peak_rss_mb']:.0f} MB")
 
-    print("\ndetection (YuNet), ms per image:")
-    print(f"  {'image':<10} {'min face':>8} {'canvases':>8} {'ours ms':>9} {'raw ms x canvases':>18} {'overhead':>9} "
-          f"{'faces':>6} {'peak MB':>8}")
-    for size in SIZES:
-        for min_face in (20, 80):
-            d = _run_isolated(["detect", home, str(args.repeat), size, str(min_face)])
-            overhead = f"x{d['overhead']:.2f}"
-            print(f"  {size:<10} {min_face:>6}px {d['canvases']:>8} {d['ms']:>9.1f} {d['raw_ms_per_canvas'] * d['canvases']:>18.1f} "
-                  f"{overhead:>9} {d['faces']:>6} {d['peak_rss_mb']:>8.0f}")
+    print("\ndetection, ms per image (t1.jpg resized); raw = time inside session.run on the canvases the engine ran "
+          "(engine.detection_stats), ratio = engine / raw:\n")
+    print("| detector | image | min face | schedule | canvases | canvas Mpx | engine ms | raw-call ms | ratio | faces | peak MB |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    sizes = list(SIZES)[:2] if args.quick else list(SIZES)
+    for pack in packs:
+        for size in sizes:
+            for min_face in (20, 80):
+                for schedule in ("planned", "dense"):
+                    d = _run_isolated(["detect", home, str(repeat), size, str(min_face), pack, schedule])
+                    print(f"| {PACKS[pack]} | {size} | {min_face} px | {schedule} | {d['canvases']:.0f} | {d['megapixels']:.2f} | "
+                          f"{d['ms']:.1f} | {d['raw_ms']:.1f} | x{d['overhead']:.3f} | {d['faces']} | {d['peak_rss_mb']:.0f} |")
+    print(f"\nload average after the detection table {os.getloadavg()[0]:.2f} (1 min)")
 
-    a = _run_isolated(["analyse", home, str(args.repeat)])
+    a = _run_isolated(["analyse", home, str(repeat)])
     print(f"\nend to end (t1.jpg 1280x886, {a['faces']} faces): {a['ms_per_image']:.0f} ms/image, {a['faces_per_s']:.1f} faces/s, "
           f"peak {a['peak_rss_mb']:.0f} MB")
 

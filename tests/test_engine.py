@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from workbench.engine import (
     ARCFACE_TEMPLATE_112,
+    DetectionStats,
     align_face,
+    balanced_spans,
     most_prominent,
+    planned_levels,
     pyramid_scales,
     tile_origins,
 )
@@ -262,7 +266,7 @@ def test_yaw_sign_follows_the_turn(t1_faces):
 
 
 @pytest.mark.parametrize("shape, levels", [((480, 640), 2), ((1080, 1920), 2), ((3000, 4000), 3), ((200, 200), 1)])
-def test_pyramid_levels(shape, levels):
+def test_dense_pyramid_levels(shape, levels):
     scales = pyramid_scales(*shape, min_face_px=20)
     assert len(scales) == levels
     assert scales == sorted(scales)
@@ -277,6 +281,120 @@ def test_tiles_cover_the_image_with_overlap(length):
         covered[o : o + 640] = True
     assert covered.all()
     assert all(b - a <= 640 - 160 for a, b in zip(origins, origins[1:]))
+
+
+@pytest.mark.parametrize("shrink", [False, True])
+@pytest.mark.parametrize("length, window, overlap", [(641, 640, 80), (1920, 640, 107), (5000, 640, 160), (2800, 2048, 109)])
+def test_balanced_windows_cover_the_image_with_overlap(length, window, overlap, shrink):
+    spans = balanced_spans(length, window, overlap, shrink=shrink)
+    covered = np.zeros(length, bool)
+    for start, size in spans:
+        assert 0 <= start and start + size <= length and size <= window
+        covered[start : start + size] = True
+    assert covered.all()
+    assert all(a_start + a_size - b_start >= overlap for (a_start, a_size), (b_start, _) in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("shape, min_face_px", [((480, 640), 20), ((1080, 1920), 80), ((3000, 4000), 140), ((300, 200), 20)])
+def test_planner_runs_one_canvas_when_the_whole_image_covers_the_smallest_face(shape, min_face_px):
+    """The whole image on one canvas sees faces of reliable_face_px / scale: no finer level is searched
+    when that is min_face_px or less (640x480: 16 px; 1080p: 48 px; 4000x3000: 100 px)."""
+    levels = planned_levels(*shape, min_face_px=min_face_px, reliable_face_px=16)
+    assert len(levels) == 1 and len(levels[0].windows(*shape)) == 1
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920), (3000, 4000), (8000, 8000)])
+def test_planner_adds_finer_levels_only_down_to_the_smallest_face(shape):
+    levels = planned_levels(*shape, min_face_px=20, reliable_face_px=16)
+    assert levels[0].scale == min(1.0, 640 / max(shape)) and len(levels[0].windows(*shape)) == 1
+    assert levels[-1].scale == pytest.approx(16 / 20)  # a 20 px face becomes 16 px on the finest canvas
+    for coarse, fine in zip(levels, levels[1:]):
+        # the finer level keeps every face the coarser one cannot see reliably (16 px on its canvas) and
+        # its tiles overlap by more than the widest face it keeps, so each lies whole inside one tile
+        assert fine.max_face_px >= 16 * fine.scale / coarse.scale
+        assert fine.overlap > fine.max_face_px
+
+
+def test_engine_refuses_an_unknown_schedule(session_home):
+    from workbench.config import Settings
+    from workbench.engine import FaceEngine
+
+    with pytest.raises(ValueError, match="schedule"):
+        FaceEngine.from_settings(Settings(home=session_home), schedule="sparse")
+
+
+@pytest.fixture(scope="module")
+def dense_engine(session_home):
+    from workbench.config import Settings
+    from workbench.engine import FaceEngine
+
+    return FaceEngine.from_settings(Settings(home=session_home), schedule="dense")
+
+
+def _matched(box, boxes, iou_floor=0.5) -> bool:
+    for other in boxes:
+        x1, y1 = max(box[0], other[0]), max(box[1], other[1])
+        x2, y2 = min(box[2], other[2]), min(box[3], other[3])
+        inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        union = (box[2] - box[0]) * (box[3] - box[1]) + (other[2] - other[0]) * (other[3] - other[1]) - inter
+        if inter / union >= iou_floor:
+            return True
+    return False
+
+
+def _scaled_scene(rgb: np.ndarray, factor: float, frame) -> np.ndarray:
+    """``rgb`` resized by ``factor``, alone or pasted into a grey frame of (height, width)."""
+    small = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    return small if frame is None else _paste(small, frame)
+
+
+@pytest.mark.parametrize(
+    "factor, frame", [(1.0, None), (2.5, None), (0.35, None), (0.35, (1080, 1920)), (0.25, (1080, 1920)), (0.3, (3000, 4000))]
+)
+def test_planned_schedule_finds_every_face_the_dense_one_finds(engine, dense_engine, t1_rgb, t1_faces, astronaut_path, factor, frame):
+    """t1.jpg's six faces and the astronaut, 23 to 280 px wide, alone or in large frames: every one
+    the dense schedule finds, the planned one finds too."""
+    astronaut = load_image(astronaut_path)
+    for rgb, faces in ((t1_rgb, [f.bbox_xyxy for f in t1_faces]), (astronaut, [engine.detect(astronaut)[0].bbox_xyxy])):
+        scene = _scaled_scene(rgb, factor, frame)
+        offset = np.array([frame[1] // 2, frame[0] // 3] * 2) if frame else np.zeros(4)
+        expected = [np.asarray(box) * factor + offset for box in faces]
+        planned = engine.detect_rows(scene)
+        dense = dense_engine.detect_rows(scene)
+        found_by_dense = [box for box in expected if _matched(box, dense[:, :4])]
+        assert len(found_by_dense) >= len(expected) - 1  # the dense schedule may lose a turned head at 23 px
+        missed = [box for box in found_by_dense if not _matched(box, planned[:, :4])]
+        assert not missed, f"planned misses {len(missed)} of the {len(found_by_dense)} faces dense finds at x{factor} in {frame}"
+
+
+def test_detection_stats_count_the_canvases_run(engine, t1_rgb):
+    engine.detection_stats = DetectionStats()
+    frame = _paste(cv2.resize(t1_rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), (1080, 1920))
+    engine.detect_rows(frame)
+    engine.detect_rows(t1_rgb)
+    stats = engine.detection_stats
+    planned = sum(len(level.windows(*image.shape[:2])) for image in (frame, t1_rgb) for level in engine.plan(*image.shape[:2]))
+    assert stats.images == 2
+    assert stats.canvases == planned == sum(stats.canvas_shapes.values())
+    assert stats.canvas_pixels == stats.canvases * 640 * 640  # YuNet runs 640x640 canvases only
+    assert 0 < stats.model_seconds < stats.total_seconds
+
+
+def test_a_face_across_a_tile_edge_is_found_once(engine, t1_rgb, t1_faces):
+    """A small face straddling the seam between two tiles of the finest level is kept from one of them."""
+    face = t1_faces[3]
+    small = scale_face_to(face_crop(t1_rgb, face, margin=0.3), face.width, 30)
+    shape = (1080, 1920)
+    finest = engine.plan(*shape)[-1]
+    columns = sorted({x0 for x0, _, _, _ in finest.windows(*shape)})
+    assert len(columns) > 1
+    seam = round((columns[0] + finest.window) / finest.scale)  # the first tile's right edge, in source pixels
+    frame = np.full((*shape, 3), 90, np.uint8)
+    x = seam - small.shape[1] // 2
+    frame[400 : 400 + small.shape[0], x : x + small.shape[1]] = small
+    found = engine.detect_rows(frame)
+    assert len(found) == 1
+    assert found[0, 0] < seam < found[0, 2]
 
 
 def test_most_prominent_prefers_large_central_faces(t1_faces):
@@ -303,6 +421,24 @@ def test_compreface_face_counts(engine, shared_data):
 
 
 @pytest.mark.shared_data
+def test_scrfd_runs_a_finer_level_as_one_canvas(scrfd_mfn_folder, tmp_path, t1_rgb, t1_faces):
+    """SCRFD takes any input shape: a 1080p frame is searched on two canvases (the whole frame, and
+    the frame scaled so 20 px faces become 16 px) instead of 29 tiles, and a 20 px face is found."""
+    from workbench.config import Settings
+    from workbench.engine import FaceEngine
+    from workbench.models import import_pack
+
+    import_pack(tmp_path / "models", scrfd_mfn_folder, name="mfn", preprocessing=Preprocessing("RGB", 127.5, 128.0))
+    engine = FaceEngine.from_settings(Settings(home=tmp_path, pack="mfn"))
+    face = t1_faces[3]
+    frame = _paste(scale_face_to(face_crop(t1_rgb, face), face.width, 20), (1080, 1920))
+    found = engine.detect_rows(frame)
+    assert len(found) == 1 and 14 <= found[0, 2] - found[0, 0] <= 30
+    assert engine.detection_stats.canvases == 2
+    assert set(engine.detection_stats.canvas_shapes) == {(384, 640), (864, 1536)}
+
+
+@pytest.mark.shared_data
 def test_exif_sample_is_upright(engine, shared_data):
     face = engine.prominent_face(shared_data / "faces" / "formats" / "exif_rotation.jpg")
     assert face is not None
@@ -313,3 +449,32 @@ def test_exif_sample_is_upright(engine, shared_data):
 @pytest.mark.shared_data
 def test_tiff_sample(engine, shared_data):
     assert len(engine.analyse(shared_data / "faces" / "formats" / "tiff_image.tif")) == 1
+
+
+def test_large_faces_keep_the_dense_schedules_embeddings(engine, dense_engine, astronaut_path, t1_rgb):
+    """The first canvas never enlarges an image that fits it, so a face found there has the
+    landmarks, and the embedding, the dense schedule gave it (a portrait enrolled before and after
+    stays the same). Larger images are reduced bilinearly now, as InsightFace does, not by area."""
+    astronaut = load_image(astronaut_path)
+    portrait = cv2.resize(astronaut, (480, 480), interpolation=cv2.INTER_AREA)  # custody-like, as the ISS portraits
+    group = cv2.resize(t1_rgb, (620, 429), interpolation=cv2.INTER_AREA)
+    for rgb in (portrait, group):
+        planned, dense = engine.analyse(rgb)[0], dense_engine.analyse(rgb)[0]
+        assert float(planned.embedding @ dense.embedding) > 0.999
+
+
+def test_prominent_only_stops_early_with_the_same_prominent_face(engine, astronaut_path, t1_rgb):
+    """A portrait needs one canvas when only its most prominent face is wanted; the face is the same."""
+    portrait = cv2.resize(load_image(astronaut_path), (480, 480), interpolation=cv2.INTER_AREA)
+    assert len(engine.plan(480, 480)) > 1  # every face of min_face_px needs a finer level here
+    for rgb in (portrait, t1_rgb, _paste(cv2.resize(t1_rgb, (640, 443)), (1080, 1920))):
+        engine.detection_stats = DetectionStats()
+        first = engine.detect(rgb, prominent_only=True)[0]
+        early = engine.detection_stats.canvases
+        engine.detection_stats = DetectionStats()
+        every = engine.detect(rgb)
+        assert first.bbox_xyxy == every[0].bbox_xyxy and np.array_equal(first.landmarks, every[0].landmarks)
+        assert early <= engine.detection_stats.canvases
+    engine.detection_stats = DetectionStats()
+    engine.detect(portrait, prominent_only=True)
+    assert engine.detection_stats.canvases == 1

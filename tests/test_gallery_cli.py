@@ -205,13 +205,18 @@ def _assert_store_whole(home: Path) -> int:
 
 @pytest.fixture(scope="module")
 def crash_folder(tmp_path_factory, sample_folder) -> Path:
-    """40 distinct images: 5 rescaled, recompressed copies of each sample subject's image."""
+    """CRASH_IMAGES distinct images: rescaled, recompressed copies of each sample subject's image
+    (enough that enrolment takes several seconds: kills must land mid-run)."""
     root = tmp_path_factory.mktemp("crash") / "custody"
     for subject in SAMPLE_SUBJECTS:
         rgb = load_image(next((sample_folder / subject).iterdir()))
-        for i, scale in enumerate((1.0, 0.9, 0.8, 0.75, 0.7)):
+        for i, scale in enumerate(CRASH_SCALES):
             save_image(root / subject / f"{i}.jpg", degrade(rgb, scale=scale), quality=92 - i)
     return root
+
+
+CRASH_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45)
+CRASH_IMAGES = len(SAMPLE_SUBJECTS) * len(CRASH_SCALES)
 
 
 @pytest.mark.slow
@@ -223,7 +228,9 @@ def test_enrolment_killed_at_random_moments_resumes(crash_folder, tmp_path, sess
     assert _kill_after(_workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), rng.uniform(0.1, 0.5))
     stored, killed = 0, 0
     for how in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
-        stored = min(39, stored + rng.randint(1, 10))
+        if stored >= CRASH_IMAGES - 1:
+            break  # a run finished the folder: nothing left to kill mid-run
+        stored = min(CRASH_IMAGES - 1, stored + rng.randint(1, 10))
         if _kill_when_stored(
             _workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4"), home, stored, rng.uniform(0, 0.3), how
         ):
@@ -233,8 +240,8 @@ def test_enrolment_killed_at_random_moments_resumes(crash_folder, tmp_path, sess
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err.decode()
     summary = json.loads(out)
-    assert summary["enrolled"] + summary["skipped"] == 40 and summary["unreadable"] == summary["no_face"] == 0
-    assert _assert_store_whole(home) == 40
+    assert summary["enrolled"] + summary["skipped"] == CRASH_IMAGES and summary["unreadable"] == summary["no_face"] == 0
+    assert _assert_store_whole(home) == CRASH_IMAGES
     assert killed >= 2  # the kills landed mid-run (else the test proved nothing)
 
 
@@ -322,6 +329,6 @@ def test_two_enrolments_at_once_store_each_image_once(crash_folder, tmp_path, se
         out, err = process.communicate(timeout=180)
         assert process.returncode == 0, err.decode()
         summaries.append(json.loads(out))
-    assert sum(s["enrolled"] for s in summaries) == 40
-    assert all(s["enrolled"] + s["skipped"] == 40 for s in summaries)
-    assert _assert_store_whole(home) == 40
+    assert sum(s["enrolled"] for s in summaries) == CRASH_IMAGES
+    assert all(s["enrolled"] + s["skipped"] == CRASH_IMAGES for s in summaries)
+    assert _assert_store_whole(home) == CRASH_IMAGES

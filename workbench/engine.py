@@ -5,33 +5,57 @@ Pipeline per image::
     load (EXIF upright, RGB) -> detect on 640x640 canvases -> merge (NMS) -> align (ArcFace
     5-point similarity transform, 112x112) -> embed (batched) -> quality
 
-Finding small faces in big images
----------------------------------
-Both detectors here take a 640x640 canvas, and reliably find faces from about
-``DETECTOR_MIN_FACE_PX`` (32 px) wide on it. A 1080p frame letterboxed whole onto one canvas
-shrinks 3x, so a 20 px face becomes 7 px and is lost. The engine therefore searches a small
-pyramid of scales:
+Finding small faces in big images: the detection schedule
+----------------------------------------------------------
+A detector finds faces down to its ``reliable_face_px`` wide on its canvas, measured per
+detector by ``bench/bench_min_face.py`` (YuNet 26 px, SCRFD-500M 16 px; see
+:mod:`workbench.models.detectors`). Smaller faces must be searched on an enlarged copy. The
+default "planned" schedule searches the fewest canvases that see every face of
+``min_face_px`` and up:
 
-1. the whole image, letterboxed onto one canvas (finds the large faces);
-2. finer scales, spaced geometrically at most ``MAX_LEVEL_STEP`` (5x) apart, down to the scale
-   at which a face of ``min_face_px`` becomes ``DETECTOR_MIN_FACE_PX`` wide (upsampling by up
-   to ``MAX_UPSCALE``, 2x). A scaled image bigger than a canvas is cut into 640x640 tiles
-   overlapping by ``TILE_OVERLAP_PX`` (160 px).
+1. the whole image on one canvas (fitted into 640x640). It sees faces of
+   ``reliable_face_px / scale`` source pixels and up; when that is ``min_face_px`` or less
+   (a custody portrait, a 640x480 photo with SCRFD, a 1080p frame at ``min_face_px`` 80) it is
+   the only canvas. The first canvas never enlarges the image: large faces are found at the
+   image's own scale, as the dense schedule found them, so their landmarks and embeddings stay
+   the same (enlarging a 480 px custody portrait 1.3x moved YuNet's landmarks enough to change
+   SFace embeddings to a median cosine of 0.974 against the dense schedule's);
+2. otherwise finer levels, only for the face sizes the first cannot see: the finest makes a
+   ``min_face_px`` face ``reliable_face_px`` wide (enlarging by at most ``MAX_UPSCALE``, 2x),
+   with levels in between when the step would exceed
+   ``FINE_LEVEL_MAX_FACE_PX / (LEVEL_SLACK x reliable_face_px)`` (about 5x). A finer level keeps
+   faces up to ``LEVEL_SLACK`` (1.25) times the width the coarser level sees reliably (NMS merges
+   the few found twice) and drops wider ones (they belong to the coarser level). For YuNet, fixed
+   at 640x640, a finer level is cut into 640 tiles overlapping by that widest face plus
+   ``TILE_CONTEXT_PX``; a detector with dynamic input (SCRFD-500M) runs it as one canvas of the
+   scaled image, sides rounded up to 32 (windows of up to ``DYNAMIC_WINDOW_PX`` beyond that),
+   which costs about half the pixels of overlapping tiles.
 
-A face cut by a tile edge is dropped from that tile; the overlap guarantees that any face
-small enough to need this level lies whole inside a neighbouring tile, and any face larger
-than the overlap was already found at the coarser level (step 5x => >= 32 px there). All
-detections are merged by non-maximum suppression in source-image pixels. Cost grows with the
-number of canvases: at ``min_face_px=20`` a 640x480 image takes 5, a 1080p frame 29 and a
-4000x3000 photo 143 (YuNet runs about 10 ms per canvas here). Raise ``min_face_px`` when
-faces are known to be large (custody photos, close-up footage) to go several times faster.
+Images are scaled bilinearly, as InsightFace does (``INTER_AREA`` reads every source pixel and
+cost more than the model calls on a 12-megapixel photo). A face cut by an inner tile edge is
+dropped from that tile: the overlap guarantees that every face the level keeps lies whole inside
+a neighbouring tile. All detections are merged by non-maximum suppression in source-image
+pixels, then faces narrower than ``MIN_FACE_TOLERANCE x min_face_px`` are dropped.
+
+The "dense" schedule (``FaceEngine(..., schedule="dense")``) is the pyramid used before: it
+assumes ``DETECTOR_MIN_FACE_PX`` (32 px) for every detector, steps at most ``MAX_LEVEL_STEP``
+(5x) and cuts every level into 640x640 tiles overlapping by ``TILE_OVERLAP_PX`` (160 px),
+scaling down with ``INTER_AREA``: at ``min_face_px=20`` a 640x480 image takes 5 canvases, a
+1080p frame 29 and a 4000x3000 photo 143. It stays for side-by-side benchmarks
+(``bench/bench_schedule.py``, ``bench/bench_engine.py``).
+
+``FaceEngine.detection_stats`` counts what detection ran: canvases, canvas pixels, seconds
+inside the bare model calls (``session.run``) and in ``detect_rows`` as a whole, so the
+engine's own overhead is measured on the canvases it actually ran.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -44,19 +68,37 @@ from .models.packs import PackInfo, read_pack
 from .quality import assess
 from .types import Face, PackId
 
-#: smallest face (px on the canvas) the detectors find reliably: measured on t1.jpg's six faces
-#: pasted into a 1080p frame, YuNet finds 3 of 6 at 20 px, 4 at 28 px and all 6 from 32 px.
+#: the schedules a FaceEngine can run (see the module docstring); "planned" is the default.
+SCHEDULES = ("planned", "dense")
+
+# -- the "dense" schedule (the engine's pyramid before issue 12; kept for side-by-side benchmarks) --
+#: smallest face (px on the canvas) the dense schedule assumes every detector finds: measured on
+#: t1.jpg's six faces pasted into a 1080p frame, YuNet finds 3 of 6 at 20 px, 4 at 28 px and all 6 from 32 px
+#: (the planned schedule uses each detector's own measured ``reliable_face_px`` instead).
 DETECTOR_MIN_FACE_PX = 32
 #: finest pyramid level may upsample the image this much (small faces need it).
 MAX_UPSCALE = 2.0
 MAX_LEVEL_STEP = 5.0
 TILE_OVERLAP_PX = 160
+
+# -- the "planned" schedule --
+#: a finer level keeps faces up to this many times the width the coarser level sees reliably, so
+#: a face just at the boundary that the coarser level misses is still found (NMS merges doubles).
+LEVEL_SLACK = 1.25
+#: widest face (canvas px) a finer level is asked to find; bounds the scale step between levels
+#: to FINE_LEVEL_MAX_FACE_PX / (LEVEL_SLACK x reliable_face_px), about 6x for 16 px.
+FINE_LEVEL_MAX_FACE_PX = 128
+#: context kept round a face beside a tile edge (canvas px): tiles overlap by the level's widest
+#: face plus this, so each face it must find lies whole, with context, inside one tile.
+TILE_CONTEXT_PX = 32
+#: largest window side (scaled px) a dynamic-input detector runs as one canvas: 2048 x 2048 is
+#: a 50 MB input tensor; a larger scaled image is cut into windows this size.
+DYNAMIC_WINDOW_PX = 2048
+
 MERGE_IOU = 0.4
 #: YuNet and SCRFD box widths vary around the true face width; keep faces down to this share
 #: of min_face_px so a face of exactly min_face_px is not lost to box jitter.
 MIN_FACE_TOLERANCE = 0.8
-#: canvases per detector call: on this CPU one at a time is fastest (batch 4 costs 35% more per canvas).
-CANVAS_BATCH = 1
 
 #: Where the five landmarks of a frontal face sit inside a detector box, as shares of the box
 #: width and height (x, y). Measured on YuNet's boxes of the eight faces of t1.jpg, Tom Hanks and
@@ -98,7 +140,7 @@ def align_face(image_rgb: np.ndarray, landmarks: np.ndarray, size: int = 112) ->
 
 
 def pyramid_scales(height: int, width: int, *, min_face_px: int, canvas: int = 640) -> list[float]:
-    """Scales at which the image is searched, coarsest (whole image on one canvas) first.
+    """Scales the "dense" schedule searches, coarsest (whole image on one canvas) first.
 
     The finest scale makes a ``min_face_px`` face ``DETECTOR_MIN_FACE_PX`` wide (upsampling up
     to ``MAX_UPSCALE``); levels in between are spaced geometrically, at most
@@ -125,6 +167,103 @@ def tile_origins(length: int, canvas: int = 640, overlap: int = TILE_OVERLAP_PX)
     return sorted(set(origins))
 
 
+def balanced_spans(length: int, window: int, overlap: int, *, shrink: bool) -> list[tuple[int, int]]:
+    """(start, size) of the fewest windows of at most ``window`` px covering ``length`` px,
+    neighbours overlapping by at least ``overlap`` px, spread evenly.
+
+    ``shrink``: make the windows only as large as the cover needs (rounded up to 32 px, for a
+    detector that runs any shape); otherwise every window is ``window`` px (a fixed canvas).
+    """
+    if length <= window:
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (window - overlap))
+    size = window
+    if shrink:
+        size = min(window, 32 * math.ceil(math.ceil((length + (count - 1) * overlap) / count) / 32))
+    return [(round(i * (length - size) / (count - 1)), size) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a detection schedule: the image scaled by ``scale``, cut into windows.
+
+    Attributes:
+        scale: scaled size / source size.
+        window: largest window side in scaled pixels (the canvas for a fixed-input detector).
+        overlap: least overlap of neighbouring windows in scaled pixels.
+        max_face_px: widest face (canvas px) kept from this level; wider ones belong to a coarser level.
+        layout: "dense" (640 tiles as before issue 12), "fixed" (tiles of ``window`` spread
+            evenly) or "shrink" (windows only as large as needed, for dynamic-input detectors).
+    """
+
+    scale: float
+    window: int
+    overlap: int
+    max_face_px: float
+    layout: str = "fixed"
+
+    def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the scaled image, at least 1 px each."""
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """(x0, y0, width, height) of the windows covering the scaled image of a (height, width) source."""
+        scaled_h, scaled_w = self.scaled_size(height, width)
+        if self.layout == "dense":
+            rows = [(y0, min(self.window, scaled_h - y0)) for y0 in tile_origins(scaled_h, self.window, self.overlap)]
+            columns = [(x0, min(self.window, scaled_w - x0)) for x0 in tile_origins(scaled_w, self.window, self.overlap)]
+        else:
+            shrink = self.layout == "shrink"
+            rows = balanced_spans(scaled_h, self.window, self.overlap, shrink=shrink)
+            columns = balanced_spans(scaled_w, self.window, self.overlap, shrink=shrink)
+        return [(x0, y0, w, h) for y0, h in rows for x0, w in columns]
+
+
+def dense_levels(height: int, width: int, *, min_face_px: int, canvas: int = 640) -> list[Level]:
+    """The "dense" schedule: :func:`pyramid_scales`, 640 tiles overlapping by 160 px, as before issue 12."""
+    scales = pyramid_scales(height, width, min_face_px=min_face_px, canvas=canvas)
+    return [
+        Level(scale, canvas, TILE_OVERLAP_PX, math.inf if k == 0 else DETECTOR_MIN_FACE_PX * scale / scales[k - 1], "dense")
+        for k, scale in enumerate(scales)
+    ]
+
+
+def planned_levels(
+    height: int, width: int, *, min_face_px: int, reliable_face_px: float, canvas: int = 640, window: int = 640, shrink: bool = False
+) -> list[Level]:
+    """The "planned" schedule: the whole image on one canvas, finer levels only for faces it cannot see.
+
+    Args:
+        height, width: source image size (px).
+        min_face_px: smallest face wanted (source px).
+        reliable_face_px: smallest face the detector finds reliably (canvas px; its ``reliable_face_px``).
+        canvas: the detector's canvas side (the whole image is fitted into it).
+        window: largest window side of the finer levels (``canvas`` for a fixed-input detector,
+            ``DYNAMIC_WINDOW_PX`` for one that runs any shape).
+        shrink: windows only as large as needed (a detector that runs any shape).
+
+    The first level sees faces of ``reliable_face_px / scale`` source px and up. When that is
+    already ``min_face_px`` or less it is the only level. Otherwise finer levels follow, spaced
+    geometrically at most FINE_LEVEL_MAX_FACE_PX / (LEVEL_SLACK x reliable_face_px) apart, the
+    finest making a ``min_face_px`` face ``reliable_face_px`` wide (upsampling at most
+    ``MAX_UPSCALE``). Each finer level keeps faces up to LEVEL_SLACK x the coarser level's
+    reliable size, and its windows overlap by that width plus ``TILE_CONTEXT_PX``.
+    """
+    whole = min(1.0, canvas / max(height, width))  # the whole image on one canvas, never enlarged (module docstring)
+    finest = min(MAX_UPSCALE, reliable_face_px / float(min_face_px))
+    if finest <= whole:  # one canvas sees every face
+        return [Level(whole, canvas, 0, math.inf)]
+    max_step = FINE_LEVEL_MAX_FACE_PX / (LEVEL_SLACK * reliable_face_px)
+    steps = max(1, math.ceil(math.log(finest / whole) / math.log(max_step) - 1e-9))
+    ratio = (finest / whole) ** (1.0 / steps)
+    levels = [Level(whole, canvas, 0, math.inf)]
+    for k in range(1, steps + 1):
+        max_face = LEVEL_SLACK * reliable_face_px * ratio
+        overlap = min(window // 2, math.ceil(max_face) + TILE_CONTEXT_PX)
+        levels.append(Level(finest if k == steps else whole * ratio**k, window, overlap, max_face, "shrink" if shrink else "fixed"))
+    return levels
+
+
 def most_prominent(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face:
     """The face a person would call 'the' face of the image: large and central.
 
@@ -135,16 +274,61 @@ def most_prominent(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face:
     """
     if not faces:
         raise ValueError("no faces to choose from")
+    return max(faces, key=lambda face: prominence(face.bbox_xyxy, image_shape))
+
+
+def prominence(bbox_xyxy: Sequence[float], image_shape: tuple[int, ...]) -> float:
+    """How prominent a face box is in an image (see :func:`most_prominent`): at most its relative size."""
     height, width = image_shape[:2]
-    half_diagonal = 0.5 * math.hypot(width, height)
+    x1, y1, x2, y2 = (float(v) for v in bbox_xyxy[:4])
+    size = math.sqrt(max(x2 - x1, 0) * max(y2 - y1, 0) / (width * height))
+    offset = math.hypot((x1 + x2) / 2 - width / 2, (y1 + y2) / 2 - height / 2) / (0.5 * math.hypot(width, height))
+    return size * (1 - 0.5 * min(offset, 1.0))
 
-    def prominence(face: Face) -> float:
-        x1, y1, x2, y2 = face.bbox_xyxy
-        size = math.sqrt(max(x2 - x1, 0) * max(y2 - y1, 0) / (width * height))
-        offset = math.hypot((x1 + x2) / 2 - width / 2, (y1 + y2) / 2 - height / 2) / half_diagonal
-        return size * (1 - 0.5 * min(offset, 1.0))
 
-    return max(faces, key=prominence)
+#: detector boxes are at most this much higher than wide (YuNet's width/height: 0.74 to 0.88):
+#: bounds how prominent a face no wider than a level keeps can be.
+TALLEST_BOX = 1 / 0.7
+
+
+def prominence_settled(rows: np.ndarray, remaining: Sequence[Level], image_shape: tuple[int, ...]) -> bool:
+    """Whether no face the ``remaining`` levels could add can be more prominent than the best of ``rows``.
+
+    A finer level keeps faces narrower than ``max_face_px / scale`` source px; such a face is at
+    most as prominent as its relative size, sqrt(w x TALLEST_BOX x w / image area).
+    """
+    if len(rows) == 0 or not remaining:
+        return bool(len(rows)) or not remaining
+    height, width = image_shape[:2]
+    widest = max(level.max_face_px / level.scale for level in remaining)
+    bound = math.sqrt(widest * widest * TALLEST_BOX / (width * height))
+    return max(prominence(r, image_shape) for r in rows) > bound
+
+
+@dataclass
+class DetectionStats:
+    """What :meth:`FaceEngine.detect_rows` ran, summed over calls since the last reset.
+
+    Attributes:
+        images: detect_rows calls.
+        canvases: detector model calls (one per canvas).
+        canvas_pixels: pixels of the canvases as run (padding included).
+        model_seconds: wall time inside the bare model calls (``session.run``) only.
+        total_seconds: wall time of detect_rows, model calls included.
+        canvas_shapes: canvases run per (height, width).
+    """
+
+    images: int = 0
+    canvases: int = 0
+    canvas_pixels: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+    canvas_shapes: Counter = field(default_factory=Counter)
+
+    @property
+    def overhead(self) -> float:
+        """total / model seconds: 1.0 means detect_rows costs nothing beyond the model calls."""
+        return self.total_seconds / self.model_seconds if self.model_seconds else math.nan
 
 
 class FaceEngine:
@@ -154,20 +338,29 @@ class FaceEngine:
         pack: the model pack (see :func:`workbench.models.read_pack`).
         settings: detection threshold, minimum face size, batch size, image limits.
         threads: onnxruntime threads per session (0 = all cores; 1 inside Dask workers).
+        schedule: "planned" (default: the fewest canvases that find every face of ``min_face_px``
+            and up, see the module docstring) or "dense" (the pyramid before issue 12, for
+            side-by-side comparisons).
 
-    Loading takes about a second; create one engine and reuse it.
+    Loading takes about a second; create one engine and reuse it. ``detection_stats`` counts
+    the canvases detection ran and the time inside the model calls; reset it with
+    ``engine.detection_stats = DetectionStats()``.
     """
 
-    def __init__(self, pack: PackInfo, settings: Settings | None = None, *, threads: int = 0):
+    def __init__(self, pack: PackInfo, settings: Settings | None = None, *, threads: int = 0, schedule: str = "planned"):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.pack = pack
         self.settings = settings or Settings()
+        self.schedule = schedule
         self.detector, self.recogniser = load_models(pack, threads=threads)
         self.detection_threshold = self.settings.detection_threshold or self.detector.default_threshold
+        self.detection_stats = DetectionStats()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, threads: int = 0) -> FaceEngine:
+    def from_settings(cls, settings: Settings, *, threads: int = 0, schedule: str = "planned") -> FaceEngine:
         """The engine for ``settings.pack`` in ``settings.home`` (the default pack is converted on first use)."""
-        return cls(read_pack(settings.models_dir, settings.pack), settings, threads=threads)
+        return cls(read_pack(settings.models_dir, settings.pack), settings, threads=threads, schedule=schedule)
 
     @property
     def pack_id(self) -> PackId:
@@ -189,43 +382,85 @@ class FaceEngine:
 
     # -- detection -----------------------------------------------------------------------------
 
-    def detect(self, image: ImageSource | np.ndarray) -> list[Face]:
-        """Faces (box, landmarks, detector score; no embedding), most prominent first."""
+    def detect(self, image: ImageSource | np.ndarray, *, prominent_only: bool = False) -> list[Face]:
+        """Faces (box, landmarks, detector score; no embedding), most prominent first
+        (``prominent_only``: see :meth:`detect_rows`)."""
         rgb = self.load(image)
-        rows = self.detect_rows(rgb)
+        rows = self.detect_rows(rgb, prominent_only=prominent_only)
         faces = [Face(bbox_xyxy=tuple(r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
         if not faces:
             return []
         first = most_prominent(faces, rgb.shape)
         return [first] + [f for f in faces if f is not first]
 
-    def detect_rows(self, rgb: np.ndarray) -> np.ndarray:
-        """(N, 15) detections in source pixels for an RGB array: x1, y1, x2, y2, score, 5 landmarks."""
-        height, width = rgb.shape[:2]
+    def plan(self, height: int, width: int) -> list[Level]:
+        """The levels this engine's schedule searches in a (height, width) image."""
         size = self.detector.canvas_size
-        scales = pyramid_scales(height, width, min_face_px=self.settings.min_face_px, canvas=size)
-        canvases, windows = [], []
-        for level, scale in enumerate(scales):
-            scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            scaled = rgb if scale == 1.0 else cv2.resize(rgb, (scaled_w, scaled_h), interpolation=interpolation)
-            # Faces this wide on the canvas were already found reliably one level coarser.
-            max_face = np.inf if level == 0 else DETECTOR_MIN_FACE_PX * scale / scales[level - 1]
-            for y0 in tile_origins(scaled_h, size):
-                for x0 in tile_origins(scaled_w, size):
-                    window = scaled[y0 : y0 + size, x0 : x0 + size]
-                    bgr = cv2.cvtColor(window, cv2.COLOR_RGB2BGR)  # detectors take BGR
-                    pad_bottom, pad_right = size - window.shape[0], size - window.shape[1]
-                    canvases.append(cv2.copyMakeBorder(bgr, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=0))
-                    windows.append(_Window(x0, y0, window.shape[1], window.shape[0], scaled_w, scaled_h, width, height, max_face))
-        found = []
-        for start in range(0, len(canvases), CANVAS_BATCH):
-            batch = np.stack(canvases[start : start + CANVAS_BATCH])
-            for rows, window in zip(self.detector.detect(batch, self.detection_threshold), windows[start : start + CANVAS_BATCH]):
-                found.append(window.to_source(rows))
+        if self.schedule == "dense":
+            return dense_levels(height, width, min_face_px=self.settings.min_face_px, canvas=size)
+        dynamic = self.detector.dynamic_input
+        window = DYNAMIC_WINDOW_PX if dynamic else size
+        reliable = self.detector.reliable_face_px
+        return planned_levels(
+            height, width, min_face_px=self.settings.min_face_px, reliable_face_px=reliable, canvas=size, window=window, shrink=dynamic
+        )
+
+    def detect_rows(self, rgb: np.ndarray, *, prominent_only: bool = False) -> np.ndarray:
+        """(N, 15) float32 detections in source pixels for an (H, W, 3) uint8 RGB array:
+        x1, y1, x2, y2, score, 5 landmarks (x, y).
+
+        ``prominent_only``: stop before a finer level once no face it could add can be more
+        prominent than one already found (:func:`prominence_settled`). The most prominent face is
+        the same as with every level; smaller faces may be missing. A custody portrait then
+        needs one canvas.
+        """
+        started = time.perf_counter()
+        calls, pixels, model_seconds = self.detector.model_calls, self.detector.model_pixels, self.detector.model_seconds
+        height, width = rgb.shape[:2]
+        levels = self.plan(height, width)
+        found: list[np.ndarray] = []
+        for k, level in enumerate(levels):
+            found += self._detect_level(rgb, level)
+            if prominent_only and k + 1 < len(levels) and prominence_settled(self._merged(found), levels[k + 1 :], rgb.shape):
+                break
+        rows = self._merged(found)
+        stats = self.detection_stats
+        stats.images += 1
+        stats.canvases += self.detector.model_calls - calls
+        stats.canvas_pixels += self.detector.model_pixels - pixels
+        stats.model_seconds += self.detector.model_seconds - model_seconds
+        stats.total_seconds += time.perf_counter() - started
+        return rows
+
+    def _merged(self, found: list[np.ndarray]) -> np.ndarray:
+        """Detections of several windows merged by NMS, faces narrower than ``min_face_px`` (with tolerance) dropped."""
         rows = nms(np.concatenate(found), MERGE_IOU) if found else np.zeros((0, 15), np.float32)
-        widths = rows[:, 2] - rows[:, 0]
-        return rows[widths >= self.settings.min_face_px * MIN_FACE_TOLERANCE]
+        return rows[(rows[:, 2] - rows[:, 0]) >= self.settings.min_face_px * MIN_FACE_TOLERANCE]
+
+    def _detect_level(self, rgb: np.ndarray, level: Level) -> list[np.ndarray]:
+        """Detections of one level, in source pixels, faces cut by inner window edges dropped."""
+        height, width = rgb.shape[:2]
+        scaled_h, scaled_w = level.scaled_size(height, width)
+        if (scaled_h, scaled_w) == (height, width):
+            scaled = rgb
+        elif self.schedule == "dense":
+            interpolation = cv2.INTER_AREA if level.scale < 1.0 else cv2.INTER_LINEAR
+            scaled = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=interpolation)
+        else:
+            # Bilinear reads only the source pixels it needs (as InsightFace does): INTER_AREA reads
+            # all of them and costs 30x more on a 12-megapixel photo, more than the model calls.
+            scaled = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_LINEAR)
+        # the dense schedule runs every window on a full 640x640 canvas, as it always did
+        forced_shape = (level.window, level.window) if self.schedule == "dense" else None
+        found = []
+        for x0, y0, window_w, window_h in level.windows(height, width):
+            window = scaled[y0 : y0 + window_h, x0 : x0 + window_w]
+            shape = forced_shape or self.detector.canvas_shape(*window.shape[:2])
+            self.detection_stats.canvas_shapes[shape] += 1
+            rows = self.detector.detect(window, self.detection_threshold, shape)
+            placement = _Window(x0, y0, window.shape[1], window.shape[0], scaled_w, scaled_h, width, height, level.max_face_px)
+            found.append(placement.to_source(rows))
+        return found
 
     # -- embedding -----------------------------------------------------------------------------
 
@@ -239,12 +474,13 @@ class FaceEngine:
         """Every face with embedding, quality and aligned crop, most prominent first."""
         return self.analyse_many([image])[0]
 
-    def analyse_many(self, images: Iterable[ImageSource | np.ndarray]) -> list[list[Face]]:
-        """:meth:`analyse` for several images, embedding all their faces in shared batches."""
+    def analyse_many(self, images: Iterable[ImageSource | np.ndarray], *, prominent_only: bool = False) -> list[list[Face]]:
+        """:meth:`analyse` for several images, embedding all their faces in shared batches
+        (``prominent_only``: see :meth:`detect_rows`)."""
         per_image = []
         for image in images:
             rgb = self.load(image)
-            faces = self.detect(rgb)
+            faces = self.detect(rgb, prominent_only=prominent_only)
             crops = [align_face(rgb, f.landmarks, self.crop_size) for f in faces]
             per_image.append((faces, crops))
         all_crops = [c for _, crops in per_image for c in crops]
@@ -321,7 +557,7 @@ class FaceEngine:
 
     def prominent_face(self, image: ImageSource | np.ndarray) -> Face | None:
         """The most prominent face with its embedding, or None when the image has no face."""
-        faces = self.analyse(image)
+        faces = self.analyse_many([image], prominent_only=True)[0]
         return faces[0] if faces else None
 
 

@@ -29,8 +29,10 @@ Statuses: ``enrolled``, ``skipped`` (already enrolled, or the same bytes twice i
 ``no_face``, ``unreadable`` (missing, empty, corrupt, not an image, too large) and ``invalid``
 (a row or folder that names no usable image: bad subject id, bad date, empty folder...). An image
 with several faces enrols the most prominent one (largest and most central) and records how many
-faces it had. Every row that was not simply enrolled or skipped as already enrolled goes to the
-CSV report (``ref, subject_id, path, status, reason``), written as the run goes.
+faces it had (detection stops once no finer level could find a more prominent face, so small
+background faces may go uncounted: see ``FaceEngine.detect_rows(prominent_only=True)``).
+Every row that was not simply enrolled or skipped as already enrolled goes to the CSV report
+(``ref, subject_id, path, status, reason``), written as the run goes.
 """
 
 from __future__ import annotations
@@ -648,14 +650,17 @@ def _analyse(engine, decoded: list[np.ndarray], readable: list[_Read], report, s
     """Faces per decoded image, batched; if the batch fails, image by image so one bad image costs only itself."""
     if not decoded:
         return []
+    # Only the most prominent face is enrolled: detection stops once finer levels cannot find a
+    # more prominent one (one canvas for a portrait), so faces_found counts the faces of the
+    # levels searched (small background faces may be left uncounted).
     try:
-        return engine.analyse_many(decoded)
+        return engine.analyse_many(decoded, prominent_only=True)
     except WorkbenchError:
         pass
     results = []
     for read, rgb in zip(readable, decoded):
         try:
-            results.append(engine.analyse(rgb))
+            results.append(engine.analyse_many([rgb], prominent_only=True)[0])
         except WorkbenchError as exc:
             _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", str(exc)))
             results.append(None)

@@ -84,7 +84,8 @@ def load_models(info: PackInfo, *, threads: int = 0, check_files: bool = True):
     if info.detector_kind == "yunet":
         detector = YuNetDetector(create_session(detector_path, threads=threads))
     elif info.detector_kind == "insightface":
-        detector = InsightFaceDetector(_insightface_model(detector_path))
+        # InsightFace's model gives the layout; the detector runs on a session of our own, with our threads.
+        detector = InsightFaceDetector(_insightface_model(detector_path), create_session(detector_path, threads=threads))
     else:
         raise ModelPackError(f"{info.folder}: unknown detector kind {info.detector_kind!r}")
     recogniser = OnnxRecogniser(create_session(info.folder / info.recogniser_file, threads=threads), info.preprocessing)
