@@ -523,6 +523,8 @@ class Connection(sqlite3.Connection):
     (subclasses of both it and the original SQLite class) naming the file, at this boundary."""
 
     path: str = "workspace database"
+    #: (st_dev, st_ino) of the file, registered in _CONNECTED_FILES while this connection is open.
+    file_key: tuple[int, int] | None = None
 
     def cursor(self, factory=_Cursor):
         return super().cursor(factory)
@@ -549,10 +551,33 @@ class Connection(sqlite3.Connection):
             raise translate_sqlite_error(exc, self.path) from exc
 
     def close(self):
+        key, self.file_key = self.file_key, None
+        if key is not None:
+            _CONNECTED_FILES[key] -= 1
+            if _CONNECTED_FILES[key] <= 0:
+                del _CONNECTED_FILES[key]
         try:
             return super().close()
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.path) from exc
+
+
+#: Open connections of this process per database file, by (st_dev, st_ino). While one is open the
+#: file must never be opened outside SQLite: POSIX record locks belong to the process and the
+#: file, so closing any other descriptor of it drops every lock SQLite holds there. Another
+#: process then takes the database for its own, and its last close checkpoints and deletes the
+#: write-ahead log this process is still writing to: later commits went to a deleted file,
+#: invisible to others and lost if this process was killed (seen as enrolments that other
+#: processes saw only at exit, and as committed transactions lost in kill tests).
+_CONNECTED_FILES: dict[tuple[int, int], int] = {}
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +601,9 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
         make_private_dir(path.parent)
     except OSError as exc:
         raise WorkspaceDatabaseError(f"{path.parent}: cannot create the workspace folder ({os_reason(exc)})") from exc
-    check_database_file(path)
+    key = _file_key(path)
+    if key is None or key not in _CONNECTED_FILES:  # else checked when first opened, and must not be read now
+        check_database_file(path)
     try:
         # Create the file owner-only before SQLite opens it.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
@@ -590,6 +617,9 @@ def connect(path: str | Path, *, migrate: bool = True) -> sqlite3.Connection:
         with private_umask():
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False, factory=Connection)
             conn.path = str(path)
+            conn.file_key = _file_key(path)
+            if conn.file_key is not None:
+                _CONNECTED_FILES[conn.file_key] = _CONNECTED_FILES.get(conn.file_key, 0) + 1
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Checked again through SQLite (the WAL may hold a newer header than the file):

@@ -16,9 +16,10 @@ default "planned" schedule searches the fewest canvases that see every face of
 1. the whole image on one canvas (fitted into 640x640). It sees faces of
    ``reliable_face_px / scale`` source pixels and up; when that is ``min_face_px`` or less
    (a custody portrait, a 640x480 photo with SCRFD, a 1080p frame at ``min_face_px`` 80) it is
-   the only canvas. The first canvas never enlarges the image: large faces are found at the
-   image's own scale, as the dense schedule found them, so their landmarks and embeddings stay
-   the same (enlarging a 480 px custody portrait 1.3x moved YuNet's landmarks enough to change
+   the only canvas. The first canvas does not enlarge the image (except a thumbnail of at most
+   half a canvas, ``SMALL_IMAGE_SHARE``, enlarged to fill it, as the dense schedule did): large
+   faces are found at the image's own scale, as the dense schedule found them, so their
+   landmarks and embeddings stay the same (enlarging a 480 px custody portrait 1.3x moved YuNet's landmarks enough to change
    SFace embeddings to a median cosine of 0.974 against the dense schedule's);
 2. otherwise finer levels, only for the face sizes the first cannot see: the finest makes a
    ``min_face_px`` face ``reliable_face_px`` wide (enlarging by at most ``MAX_UPSCALE``, 2x),
@@ -82,6 +83,10 @@ MAX_LEVEL_STEP = 5.0
 TILE_OVERLAP_PX = 160
 
 # -- the "planned" schedule --
+#: an image no larger than this share of the canvas (a thumbnail, a crop) is enlarged to fill it,
+#: up to MAX_UPSCALE: a face filling a 112 px crop gets landmarks as good as the dense schedule's
+#: 1.6x gave it (at its own size YuNet's box ran off the crop and the embedding lost 0.09 cosine).
+SMALL_IMAGE_SHARE = 0.5
 #: a finer level keeps faces up to this many times the width the coarser level sees reliably, so
 #: a face just at the boundary that the coarser level misses is still found (NMS merges doubles).
 LEVEL_SLACK = 1.25
@@ -249,7 +254,9 @@ def planned_levels(
     ``MAX_UPSCALE``). Each finer level keeps faces up to LEVEL_SLACK x the coarser level's
     reliable size, and its windows overlap by that width plus ``TILE_CONTEXT_PX``.
     """
-    whole = min(1.0, canvas / max(height, width))  # the whole image on one canvas, never enlarged (module docstring)
+    whole = min(1.0, canvas / max(height, width))  # the whole image on one canvas, not enlarged (module docstring)
+    if max(height, width) <= SMALL_IMAGE_SHARE * canvas:  # a thumbnail: enlarged, as the dense schedule did
+        whole = min(MAX_UPSCALE, canvas / max(height, width))
     finest = min(MAX_UPSCALE, reliable_face_px / float(min_face_px))
     if finest <= whole:  # one canvas sees every face
         return [Level(whole, canvas, 0, math.inf)]
