@@ -326,7 +326,7 @@ def test_ctrl_c_during_a_dask_extraction_prints_one_line(template, tmp_path, t1_
     import psutil
 
     face = face_crop(t1_rgb, t1_faces[2], margin=0.8)
-    long_clip = write_video(tmp_path / "long.mp4", render([crossing(face, seconds=60.0)], seconds=60.0, fps=5), fps=5)
+    long_clip = write_video(tmp_path / "long.mp4", render([crossing(face, seconds=180.0)], seconds=180.0, fps=5), fps=5)
     home = Path(shutil.copytree(template, tmp_path / "ws", symlinks=True))
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_USER"}
     env["WORKBENCH_FOOTAGE_SCAN"] = "full"  # every frame searched whole: the run lasts long enough to be interrupted
