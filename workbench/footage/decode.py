@@ -355,10 +355,14 @@ def _open_container(path: Path):
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
         detail = getattr(exc, "strerror", None) or str(exc)
-        hint = ""
+        plain = "not a video that can be read: the file is damaged or not a video"
         if path.suffix.lower() in {".mp4", ".mov", ".m4v", ".3gp"}:
-            hint = "; an mp4/mov cut before its index ('moov' atom) was written cannot be read"
-        raise FootageError(f"{path}: not a video FFmpeg can read ({detail}){hint}") from exc
+            # An mp4/mov keeps its index at the end: a recording or copy that stopped early has none.
+            plain = (
+                "not a video that can be read: it is damaged, not a video, or was copied or exported only in part "
+                "(copy or export it again from the recorder)"
+            )
+        raise FootageError(f"{path}: {plain} (FFmpeg says: {detail})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise FootageError(f"{path}: cannot be opened ({exc})") from exc
     if not container.streams.video:
