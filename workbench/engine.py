@@ -271,6 +271,11 @@ def planned_levels(
     return levels
 
 
+def faces_from_rows(rows: np.ndarray) -> list[Face]:
+    """Faces (box, landmarks, detector score) of (N, 15) detection rows in source pixels."""
+    return [Face(bbox_xyxy=tuple(float(v) for v in r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
+
+
 def most_prominent(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face:
     """The face a person would call 'the' face of the image: large and central.
 
@@ -394,7 +399,7 @@ class FaceEngine:
         (``prominent_only``: see :meth:`detect_rows`)."""
         rgb = self.load(image)
         rows = self.detect_rows(rgb, prominent_only=prominent_only)
-        faces = [Face(bbox_xyxy=tuple(r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
+        faces = faces_from_rows(rows)
         if not faces:
             return []
         first = most_prominent(faces, rgb.shape)
@@ -486,12 +491,19 @@ class FaceEngine:
     def analyse_many(self, images: Iterable[ImageSource | np.ndarray], *, prominent_only: bool = False) -> list[list[Face]]:
         """:meth:`analyse` for several images, embedding all their faces in shared batches
         (``prominent_only``: see :meth:`detect_rows`)."""
-        per_image = []
+        detected = []
         for image in images:
             rgb = self.load(image)
-            faces = self.detect(rgb, prominent_only=prominent_only)
-            crops = [align_face(rgb, f.landmarks, self.crop_size) for f in faces]
-            per_image.append((faces, crops))
+            detected.append((rgb, self.detect(rgb, prominent_only=prominent_only)))
+        return self.complete_faces(detected)
+
+    def complete_faces(self, detected: Sequence[tuple[np.ndarray, Sequence[Face]]], *, keep_crops: bool = True) -> list[list[Face]]:
+        """Detected faces with their embedding, quality and (``keep_crops``) aligned crop.
+
+        ``detected``: ((H, W, 3) uint8 RGB, faces found in it) pairs; the crops of all of them are
+        embedded in shared batches. Footage passes ``keep_crops=False``: it keeps no crop per frame.
+        """
+        per_image = [(faces, [align_face(rgb, f.landmarks, self.crop_size) for f in faces]) for rgb, faces in detected]
         all_crops = [c for _, crops in per_image for c in crops]
         embeddings = self.embed_aligned(np.stack(all_crops)) if all_crops else None
         results, k = [], 0
@@ -502,7 +514,7 @@ class FaceEngine:
                     face.replace(
                         embedding=embeddings[k],
                         pack_id=self.pack_id,
-                        aligned=crop,
+                        aligned=crop if keep_crops else None,
                         quality=assess(face.landmarks, crop, face.detector_score),
                     )
                 )

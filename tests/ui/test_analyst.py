@@ -371,3 +371,11 @@ def test_the_notebook_runs_top_to_bottom(demo_home, tmp_path, monkeypatch):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "STATUS info | Open a case to start" in printed and DEMO_CASE in printed
+
+
+def test_the_style_sheet_is_all_inside_its_style_element():
+    """Rules outside <style> show on the page as text (a rule once did, above the dashboard)."""
+    from workbench.ui.layout import style_sheet
+
+    text = style_sheet().value.strip()
+    assert text.startswith("<style>") and text.endswith("</style>") and text.count("<style>") == 1

@@ -41,7 +41,6 @@ import numpy as np
 from ..config import FOOTAGE_SCANS
 from ..errors import FootageError
 from ..images import crop_box
-from ..quality import assess
 from ..types import Face, Probe, Track
 from .decode import (
     ANALYSE_BATCH,
@@ -199,23 +198,9 @@ def analyse_rows(engine: FaceEngine, frames: Sequence[tuple[np.ndarray, np.ndarr
     ``frames``: ((H, W, 3) uint8 RGB, (N, 15) rows) pairs. As :meth:`FaceEngine.analyse_many`
     on the same detections: ArcFace alignment, embeddings batched across the frames, quality.
     """
-    from ..engine import align_face  # the engine's alignment, so faces match analyse_many's
+    from ..engine import faces_from_rows
 
-    per_frame = []
-    for rgb, rows in frames:
-        faces = [Face(bbox_xyxy=tuple(float(v) for v in r[:4]), landmarks=r[5:15].reshape(5, 2), detector_score=float(r[4])) for r in rows]
-        per_frame.append((faces, [align_face(rgb, f.landmarks, engine.crop_size) for f in faces]))
-    crops = [c for _, frame_crops in per_frame for c in frame_crops]
-    embeddings = engine.embed_aligned(np.stack(crops)) if crops else None
-    out, k = [], 0
-    for faces, frame_crops in per_frame:
-        done = []
-        for face, crop in zip(faces, frame_crops):
-            quality = assess(face.landmarks, crop, face.detector_score)
-            done.append(face.replace(embedding=embeddings[k], pack_id=engine.pack_id, quality=quality))
-            k += 1
-        out.append(done)
-    return out
+    return engine.complete_faces([(rgb, faces_from_rows(rows)) for rgb, rows in frames], keep_crops=False)
 
 
 def frame_signature(rgb: np.ndarray) -> np.ndarray:

@@ -20,8 +20,9 @@ import ipywidgets as widgets
 CARD_PX = 150
 
 _CSS = """
-.wb-app .wb-draw-box .class-label, .wb-app .wb-draw-box .classes {display:none}
 <style>
+/* the box widget's class list: one class ("face"), nothing to choose */
+.wb-app .wb-draw-box .class-label, .wb-app .wb-draw-box .classes {display:none}
 .wb-app { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1200px; }
 .wb-app .wb-section { border: 1px solid #d8dde3; border-radius: 8px; padding: 8px 12px; margin: 6px 0; background: #fbfcfd; }
 .wb-app .wb-section h3 { margin: 2px 0 6px 0; font-size: 1.05em; color: #22313f; }
