@@ -6,7 +6,9 @@ Prints, for the default pack (and the detection table also for SCRFD-500M + Mobi
 ``../shared/data/models`` when present):
 
 * embedding: aligned crops per second through ``FaceEngine.embed_aligned`` (preprocess,
-  batched run, L2 normalisation) beside the raw ``session.run`` on the same tensor;
+  batched run, L2 normalisation) beside the raw ``session.run`` on the same tensor, and the raw
+  call of the graph exactly as stored (``rewrite=False``: SFace's PReLUs not rewritten, see
+  :mod:`workbench.models.graph`);
 * detection: ms per image at 640x480, 1920x1080 and 4000x3000 through ``FaceEngine.detect_rows``
   (schedule, resizing, padding, blob, decode, NMS, merging) at ``min_face_px`` 20 (the
   default) and 80, for the "planned" schedule and the previous "dense" one side by side. The
@@ -89,7 +91,18 @@ def scenario_embed(home: str, repeat: int, batch: int) -> dict:
     ours = _timed(lambda: engine.embed_aligned(crops), repeat)
     raw = _timed(lambda: engine.recogniser.raw_embed(tensor), repeat)
     single = _timed(lambda: [engine.embed_aligned(crops[i : i + 1]) for i in range(len(crops))], max(1, repeat // 2))
-    return {"faces_per_s": batch / ours, "raw_faces_per_s": batch / raw, "overhead": ours / raw, "unbatched_faces_per_s": batch / single}
+    # the graph exactly as stored (PReLUs not rewritten, see workbench.models.graph): what the rewrite gains
+    from workbench.engine import FaceEngine
+
+    stored = FaceEngine(engine.pack, engine.settings, rewrite=False).recogniser
+    stored_raw = _timed(lambda: stored.raw_embed(tensor), repeat)
+    return {
+        "faces_per_s": batch / ours,
+        "raw_faces_per_s": batch / raw,
+        "overhead": ours / raw,
+        "unbatched_faces_per_s": batch / single,
+        "stored_graph_raw_faces_per_s": batch / stored_raw,
+    }
 
 
 def scenario_detect(home: str, repeat: int, size: str, min_face_px: int, pack: str, schedule: str) -> dict:
@@ -176,6 +189,8 @@ def main() -> None:
     print(f"  FaceEngine.embed_aligned {e['faces_per_s']:8.0f} faces/s   raw session.run {e['raw_faces_per_s']:8.0f} faces/s   "
           f"overhead x{e['overhead']:.2f}   one at a time {e['unbatched_faces_per_s']:.0f} faces/s   "
           f"peak {e['peak_rss_mb']:.0f} MB")
+    print(f"  the graph as stored (PReLUs not rewritten): raw session.run {e['stored_graph_raw_faces_per_s']:8.0f} faces/s; "
+          f"the rewrite runs x{e['raw_faces_per_s'] / e['stored_graph_raw_faces_per_s']:.2f} as fast")
 
     print("\ndetection, ms per image (t1.jpg resized); raw = time inside session.run on the canvases the engine ran "
           "(engine.detection_stats), ratio = engine / raw:\n")

@@ -18,11 +18,16 @@ after the other for each ``min_face_px`` (``--repeat`` rounds, the median run sh
   store, one batch after the other), as enrolment ran before issue 12;
 * ``planned``: the engine's planned schedule (one canvas for the whole image first, finer
   levels only when needed), still in one thread: what the schedule alone gives;
-* ``new``: planned schedule and the default read-ahead (files read, hashed and decoded a batch
-  ahead in background threads while the models run).
+* ``planned + read-ahead``: files also read, hashed and decoded a batch ahead in background
+  threads while the models run, still one analysis lane (the default before analysis lanes);
+* ``+ PReLU rewrite``: the same with SFace's PReLUs run as the same function in faster
+  operations (:mod:`workbench.models.graph`; the three methods above run the graph as stored);
+* ``new``: the defaults: planned schedule, read-ahead, the rewrite, and each batch analysed in
+  parts side by side on one-thread engines, one lane per core (:meth:`FaceEngine.lanes`).
 
 An engine without the ``schedule`` argument (before the planned schedule lands) runs its one
-schedule in all three, labelled ``engine default``.
+schedule in all of them, labelled ``engine default``; an ``enrol()`` without ``lanes`` runs
+its one way.
 
 Per run: images per second = analysed images / wall seconds of ``enrol()`` (read, sha256,
 decode, detect, align, embed, quality, store in SQLite with the audit entry), the engine loaded
@@ -63,8 +68,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 PORTRAITS = SHARED / "faces" / "iss_portraits"
 QUICK_PORTRAITS = 48
-#: (label, engine schedule, enrolment read-ahead threads or None for the default)
-METHODS = (("previous", "dense", 0), ("planned", "planned", 0), ("new", "planned", None))
+#: (label, engine schedule, enrolment read-ahead threads, analysis lanes, PReLU rewrite; None = the default)
+METHODS = (
+    ("previous", "dense", 0, 1, False),
+    ("planned", "planned", 0, 1, False),
+    ("planned + read-ahead", "planned", None, 1, False),
+    ("+ PReLU rewrite", "planned", None, 1, True),
+    ("new", "planned", None, None, True),
+)
 SAME_FACE_IOU = 0.5
 SAME_EMBEDDING_COSINE = 0.999
 
@@ -84,6 +95,11 @@ class OrtTimer:
     def of(self, session) -> dict:
         """{"seconds", "calls", "images"} of one session (zeros if it never ran)."""
         return self.by_session.get(id(session), {"seconds": 0.0, "calls": 0, "images": 0})
+
+    def total(self, sessions) -> dict:
+        """:meth:`of` summed over several sessions (an engine and its lanes)."""
+        tallies = [self.of(s) for s in sessions]
+        return {key: sum(t[key] for t in tallies) for key in ("seconds", "calls", "images")}
 
     def __enter__(self) -> OrtTimer:
         import onnxruntime
@@ -133,15 +149,17 @@ def engine_takes_schedule() -> bool:
     return "schedule" in inspect.signature(FaceEngine.__init__).parameters
 
 
-def new_engine(settings, schedule: str):
-    """The engine for ``settings`` with ``schedule`` if the engine has schedules, else its only one."""
+def new_engine(settings, schedule: str, rewrite: bool = True):
+    """The engine for ``settings`` with ``schedule`` and ``rewrite`` where the engine takes them."""
     from workbench.engine import FaceEngine
     from workbench.models.packs import read_pack
 
     pack = read_pack(settings.models_dir, settings.pack)
-    if engine_takes_schedule():
-        return FaceEngine(pack, settings, schedule=schedule)
-    return FaceEngine(pack, settings)
+    takes = inspect.signature(FaceEngine.__init__).parameters
+    options = {"schedule": schedule} if "schedule" in takes else {}
+    if "rewrite" in takes:
+        options["rewrite"] = rewrite
+    return FaceEngine(pack, settings, **options)
 
 
 def stored_faces(gallery) -> dict[str, tuple[tuple[float, ...], bytes]]:
@@ -150,7 +168,9 @@ def stored_faces(gallery) -> dict[str, tuple[tuple[float, ...], bytes]]:
     return {r[0]: ((r[1], r[2], r[3], r[4]), bytes(r[5])) for r in rows}
 
 
-def measure(custody: str, models: str, workdir: str, min_face_px: int, schedule: str, read_ahead: int | None) -> dict:
+def measure(
+    custody: str, models: str, workdir: str, min_face_px: int, schedule: str, read_ahead: int | None, lanes: int | None, rewrite: bool
+) -> dict:
     """One method, run in its own process: first enrolment (timed, models timed), re-run.
 
     Returns counts, seconds, images per second, detector canvases and model seconds, and the
@@ -163,23 +183,32 @@ def measure(custody: str, models: str, workdir: str, min_face_px: int, schedule:
     home = Path(tempfile.mkdtemp(prefix=f"enrol-{min_face_px}-", dir=workdir))
     (home / "models").symlink_to(models, target_is_directory=True)
     settings = Settings(home=home, min_face_px=min_face_px, user="bench-enrol")
-    engine = new_engine(settings, schedule)
+    engine = new_engine(settings, schedule, rewrite)
     items, problems = items_from_folder(Path(custody))
     engine.analyse(items[0].path)  # warm-up: onnxruntime allocates on the first calls
     threads = READ_AHEAD_THREADS if read_ahead is None else read_ahead
+    options = {"read_ahead": threads}
+    if "lanes" in inspect.signature(enrol).parameters:
+        from workbench.gallery.enrol import default_analysis_lanes
+
+        options["lanes"] = default_analysis_lanes() if lanes is None else lanes
     with Gallery.open(settings) as gallery:
         cpu_started = time.process_time()
         with OrtTimer() as ort:
-            first = enrol(gallery, engine, items, problems=problems, source=custody, read_ahead=threads)
+            first = enrol(gallery, engine, items, problems=problems, source=custody, **options)
         cpu_seconds = time.process_time() - cpu_started
-        again = enrol(gallery, engine, items, problems=problems, source=custody, read_ahead=threads)
+        again = enrol(gallery, engine, items, problems=problems, source=custody, **options)
         faces = stored_faces(gallery)
         plans = common_plan(engine, gallery)
-    detector, recogniser = ort.of(engine.detector.session), ort.of(engine.recogniser.session)
+    engines = [engine, *getattr(engine, "lanes_made", [])]
+    detector = ort.total(e.detector.session for e in engines)
+    recogniser = ort.total(e.recogniser.session for e in engines)
     return {
         "min_face_px": min_face_px,
         "schedule": schedule if engine_takes_schedule() else "engine default",
         "read_ahead": threads,
+        "lanes": options.get("lanes", 1),
+        "rewrite": "yes" if getattr(engine, "rewrite", False) else "no",
         "images": len(items),
         "enrolled": first.counts["enrolled"],
         "refused": {k: v for k, v in first.counts.items() if k not in ("enrolled", "skipped") and v},
@@ -246,10 +275,11 @@ def median_run(runs: list[dict]) -> dict:
 
 def print_tables(rows: list[tuple[str, dict]], command: str, images: int) -> None:
     print(f"\nEnrolment of {images} ISS portraits (480 px), opencv-zoo pack, {os.cpu_count()} cores: `{command}`\n")
-    print("| min_face_px | method | schedule | read-ahead threads | enrolled | refused | images/s | x previous | canvases/image "
+    print("| min_face_px | method | schedule | read-ahead threads | lanes | PReLU rewrite | enrolled | refused | images/s | x previous "
+          "| canvases/image "
           "| scales searched | crops/recogniser call | detector s | recogniser s | rest s | wall s | CPU ms/image | re-run s "
           "| peak RSS | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     baseline = {}
     for label, r in rows:
         baseline.setdefault(r["min_face_px"], r)
@@ -257,7 +287,8 @@ def print_tables(rows: list[tuple[str, dict]], command: str, images: int) -> Non
         analysed = max(r["analysed"], 1)
         rest = r["seconds"] - r["detector_s"] - r["recogniser_s"]
         refused = ", ".join(f"{k} {v}" for k, v in r["refused"].items()) or "0"
-        print(f"| {r['min_face_px']} | {label} | {r['schedule']} | {r['read_ahead']} | {r['enrolled']} | {refused} | "
+        print(f"| {r['min_face_px']} | {label} | {r['schedule']} | {r['read_ahead']} | {r['lanes']} | {r['rewrite']} | "
+              f"{r['enrolled']} | {refused} | "
               f"{r['images_per_s']:.1f} | x{r['images_per_s'] / base['images_per_s']:.2f} | {r['canvases'] / analysed:.2f} | "
               f"{r['plan']} | {r['crops'] / max(r['recogniser_calls'], 1):.1f} | {r['detector_s']:.1f} | {r['recogniser_s']:.1f} | "
               f"{rest:.1f} | {r['seconds']:.1f} | {1000 * r['cpu_seconds'] / analysed:.0f} | {r['rerun_seconds']:.3f} | "
@@ -275,8 +306,9 @@ def print_tables(rows: list[tuple[str, dict]], command: str, images: int) -> Non
               f"{c['min_cosine']:.6f} | {c['median_cosine']:.6f} | {c['below']} |")
     print("\nimages/s: analysed images / wall seconds of enrol(), engine loaded and warmed up first; canvases: images "
           "fed to the detector; scales searched: the detection levels (image scale of each) most images got; detector s, "
-          "recogniser s: wall seconds inside their InferenceSession.run (read-ahead threads run beside them); rest: the "
-          "remainder of the wall time; CPU ms/image: CPU time of the process (all threads) during enrol() per analysed "
+          "recogniser s: seconds inside their InferenceSession.run, summed over the lanes (so with lanes they can add up to "
+          "more than the wall time; read-ahead threads run beside them); rest: wall time minus both (negative with lanes); "
+          "CPU ms/image: CPU time of the process (all threads) during enrol() per analysed "
           "image, so 2 cores / CPU per image bounds the rate on an idle machine; re-run: the same folder again (skipped "
           "by sha256 and pack). Load: 1-minute load average after the run.")
 
@@ -303,15 +335,15 @@ def main() -> int:
         ensure_default_pack(models)
         custody = custody_folder(Path(tmp) / "custody", QUICK_PORTRAITS if args.quick else None)
         for min_face in sizes:
-            runs = {label: [] for label, _, _ in METHODS}
+            runs = {label: [] for label, *_ in METHODS}
             for _ in range(max(1, args.repeat)):  # methods alternate: a change of load hits all of them
-                for label, schedule, read_ahead in METHODS:
-                    result, peak = run_fresh(measure, str(custody), str(models), tmp, min_face, schedule, read_ahead)
+                for label, schedule, read_ahead, lanes, rewrite in METHODS:
+                    result, peak = run_fresh(measure, str(custody), str(models), tmp, min_face, schedule, read_ahead, lanes, rewrite)
                     result["peak_rss_mb"], result["load"] = peak, os.getloadavg()[0]
                     runs[label].append(result)
                     print(f"  min_face_px {min_face} {label}: {result['images_per_s']:.1f} images/s, "
                           f"{result['canvases'] / max(result['analysed'], 1):.2f} canvases/image, load {result['load']:.2f}", flush=True)
-            rows.extend((label, median_run(runs[label])) for label, _, _ in METHODS)
+            rows.extend((label, median_run(runs[label])) for label, *_ in METHODS)
     print_tables(rows, command, rows[0][1]["images"])
     return 0
 

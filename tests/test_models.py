@@ -67,6 +67,61 @@ def test_batched_embedding_equals_one_at_a_time(default_pack):
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
+def _prelu_model(slopes: np.ndarray) -> onnx.ModelProto:
+    """A one-node graph: PReLU over (N, C, 4, 4) with one slope per channel."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = len(slopes)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "slope"], ["y"])],
+        "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", channels, 4, 4])],
+        [numpy_helper.from_array(slopes.reshape(channels, 1, 1).astype(np.float32), "slope")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_prelu_rewrite_computes_prelu_for_every_slope_sign(tmp_path):
+    """Slopes below 0, between 0 and 1 and above 1 (SFace has all three): negative inputs come
+    out exactly, positive ones to float rounding."""
+    from workbench.models.graph import faster_model, prelu_count
+
+    slopes = np.array([-0.8, -0.1, 0.0, 0.25, 1.0, 1.12])
+    path = tmp_path / "prelu.onnx"
+    onnx.save(_prelu_model(slopes), str(path))
+    stored = path.read_bytes()
+    rewritten = faster_model(path)
+    assert prelu_count(stored) == 1 and prelu_count(rewritten) == 0
+    assert path.read_bytes() == stored  # the file is never changed
+    x = np.random.default_rng(0).normal(0, 50, (3, len(slopes), 4, 4)).astype(np.float32)
+    expected = np.where(x > 0, x, slopes.reshape(1, -1, 1, 1).astype(np.float32) * x)
+    as_stored = create_session(path, rewrite=False).run(None, {"x": x})[0]
+    faster = create_session(path).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(as_stored, expected)
+    np.testing.assert_array_equal(faster[x < 0], expected[x < 0])
+    np.testing.assert_allclose(faster, expected, rtol=3e-7, atol=0)
+
+
+def test_model_without_prelu_runs_as_stored(default_pack):
+    from workbench.models.graph import faster_model
+
+    assert faster_model(default_pack.folder / default_pack.detector_file) is None  # YuNet: ReLU only
+
+
+def test_rewritten_sface_embeds_real_faces_as_the_stored_graph(default_pack, t1_faces):
+    from workbench.models.graph import faster_model, prelu_count
+
+    path = default_pack.folder / default_pack.recogniser_file
+    assert prelu_count(path.read_bytes()) == 27 and prelu_count(faster_model(path)) == 0
+    crops = np.stack([face.aligned for face in t1_faces])
+    _, stored = load_models(default_pack, rewrite=False)
+    _, faster = load_models(default_pack)
+    cosines = np.sum(stored.embed(crops) * faster.embed(crops), axis=1)
+    assert cosines.min() > 0.999999, cosines
+    assert verify_pack(default_pack) == []  # the pack's files and identity are untouched
+
+
 def test_conversion_is_idempotent_and_safe_when_processes_race(tmp_path):
     """Two processes converting into the same empty cache both succeed and agree."""
     models = tmp_path / "models"

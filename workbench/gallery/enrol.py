@@ -41,6 +41,7 @@ import csv
 import errno
 import hashlib
 import logging
+import math
 import os
 import re
 import stat
@@ -70,6 +71,17 @@ DEFAULT_BATCH = 16
 #: threads reading, hashing and decoding ahead of the models (file reads, sha256 and Pillow's
 #: decoder release the GIL, so they run beside onnxruntime).
 READ_AHEAD_THREADS = 2
+#: most analysis lanes (one-thread engines analysing parts of a batch side by side, see
+#: :meth:`FaceEngine.lanes`): one per usable core, up to this many (each holds its own sessions).
+MAX_ANALYSIS_LANES = 4
+
+
+def default_analysis_lanes() -> int:
+    """One analysis lane per core this process may use, at most ``MAX_ANALYSIS_LANES``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_ANALYSIS_LANES))
+
+
 STATUSES = ("enrolled", "skipped", "no_face", "unreadable", "invalid")
 _SUBJECT_ID_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 _ETHNICITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
@@ -446,6 +458,7 @@ def enrol(
     batch_size: int = DEFAULT_BATCH,
     progress: Callable[[float, float], None] | None = None,
     read_ahead: int = READ_AHEAD_THREADS,
+    lanes: int | None = None,
 ) -> EnrolSummary:
     """Enrol items with ``engine`` into ``gallery``; see the module docstring for the rules.
 
@@ -453,6 +466,10 @@ def enrol(
     threads (:class:`_ReadAhead`) while the models run on the current batch; what is stored,
     skipped and reported, and in which order, is the same as enrolling one batch after the
     other (``read_ahead=0``: everything in the calling thread, as the benchmark's baseline).
+    Each batch's images are analysed in ``lanes`` parts side by side, one one-thread engine per
+    part (:meth:`FaceEngine.lanes`; default one per core), and stored together once all parts
+    are done, so the batch is screened, stored and reported exactly as with one lane
+    (``lanes=1``: ``engine`` itself analyses the whole batch in the calling thread).
 
     Args:
         problems: outcomes already known (bad rows found while reading the input); reported.
@@ -477,6 +494,7 @@ def enrol(
         return sha256 not in seen and gallery.enrolled_image(sha256, engine.pack_id) is None
 
     ahead = _ReadAhead(engine, batches, threads=read_ahead)
+    analysis = _Lanes(engine, default_analysis_lanes() if lanes is None else lanes, images=len(items))
     try:
         for outcome in problems:
             _record(summary, report, outcome)
@@ -494,13 +512,14 @@ def enrol(
             ahead.decode(index + 1, is_new)  # after _screen: `seen` now holds this batch
             ahead.read(index + 2)
             if fresh:
-                _enrol_batch(gallery, engine, fresh, report, summary, run_id, source)
+                _enrol_batch(gallery, analysis, fresh, report, summary, run_id, source)
             report.flush()
             done += len(batch)
             if progress is not None:
                 progress(done, len(items))
     finally:
         ahead.close()
+        analysis.close()
         report.close()
         summary.seconds = time.monotonic() - started
     summary.report = str(report.path) if report.handle is not None else None
@@ -596,7 +615,8 @@ def _read_file(item: EnrolItem, limit: int) -> bytes:
         os.close(fd)
 
 
-def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: EnrolSummary, run_id: str, source: str) -> None:
+def _enrol_batch(gallery: Gallery, analysis: _Lanes, fresh: list[_Read], report, summary: EnrolSummary, run_id: str, source: str) -> None:
+    engine = analysis.engine
     decoded, readable = [], []
     for read in fresh:
         try:
@@ -605,7 +625,7 @@ def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: 
         except ImageError as exc:
             reason = str(exc).split(": ", 1)[-1]  # the message names "<N bytes>": say the path instead
             _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", reason))
-    per_image = _analyse(engine, decoded, readable, report, summary)
+    per_image = _analyse(analysis, decoded, readable, report, summary)
     summary.analysed += len(readable)
     to_store = []
     for read, rgb, faces in zip(readable, decoded, per_image):
@@ -646,10 +666,36 @@ def _enrol_batch(gallery: Gallery, engine, fresh: list[_Read], report, summary: 
         _record(summary, report, outcome, to_report=several)
 
 
-def _analyse(engine, decoded: list[np.ndarray], readable: list[_Read], report, summary) -> list[list | None]:
-    """Faces per decoded image, batched; if the batch fails, image by image so one bad image costs only itself."""
-    if not decoded:
-        return []
+class _Lanes:
+    """Analyses a batch in parts side by side on one-thread engines (:meth:`FaceEngine.lanes`).
+
+    With one lane, or fewer images in the whole enrolment than lanes, ``engine`` itself
+    analyses each batch in the calling thread.
+    """
+
+    def __init__(self, engine, count: int, *, images: int):
+        self.engine = engine
+        use = max(1, min(count, images))
+        self.lanes = engine.lanes(use) if use > 1 else [engine]
+        self.pool = ThreadPoolExecutor(max_workers=use, thread_name_prefix="enrol-lane") if use > 1 else None
+
+    def analyse(self, decoded: list[np.ndarray]) -> list[list | WorkbenchError]:
+        """Faces per image (most prominent first) or the WorkbenchError that image raised, in order."""
+        if self.pool is None or len(decoded) < 2:
+            return _analyse_part(self.engine, decoded)
+        size = math.ceil(len(decoded) / len(self.lanes))
+        parts = [decoded[start : start + size] for start in range(0, len(decoded), size)]
+        futures = [self.pool.submit(_analyse_part, lane, part) for lane, part in zip(self.lanes, parts)]
+        return [result for future in futures for result in future.result()]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _analyse_part(engine, decoded: list[np.ndarray]) -> list[list | WorkbenchError]:
+    """Faces per decoded image, batched; if the batch fails, image by image so one bad image costs
+    only itself (its WorkbenchError takes its place)."""
     # Only the most prominent face is enrolled: detection stops once finer levels cannot find a
     # more prominent one (one canvas for a portrait), so faces_found counts the faces of the
     # levels searched (small background faces may be left uncounted).
@@ -657,11 +703,24 @@ def _analyse(engine, decoded: list[np.ndarray], readable: list[_Read], report, s
         return engine.analyse_many(decoded, prominent_only=True)
     except WorkbenchError:
         pass
-    results = []
-    for read, rgb in zip(readable, decoded):
+    results: list[list | WorkbenchError] = []
+    for rgb in decoded:
         try:
             results.append(engine.analyse_many([rgb], prominent_only=True)[0])
         except WorkbenchError as exc:
-            _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", str(exc)))
+            results.append(exc)
+    return results
+
+
+def _analyse(analysis: _Lanes, decoded: list[np.ndarray], readable: list[_Read], report, summary) -> list[list | None]:
+    """Faces per decoded image; an image the engine refused is recorded as unreadable (None)."""
+    if not decoded:
+        return []
+    results: list[list | None] = []
+    for read, result in zip(readable, analysis.analyse(decoded)):
+        if isinstance(result, WorkbenchError):
+            _record(summary, report, Outcome(read.item.ref, read.item.subject.subject_id, str(read.item.path), "unreadable", str(result)))
             results.append(None)
+        else:
+            results.append(result)
     return results

@@ -66,12 +66,14 @@ def _insightface_model(path: Path):
         raise ModelPackError(f"{path}: InsightFace cannot load this model ({exc})") from exc
 
 
-def load_models(info: PackInfo, *, threads: int = 0, check_files: bool = True):
+def load_models(info: PackInfo, *, threads: int = 0, check_files: bool = True, rewrite: bool = True):
     """(detector, recogniser) ready to run.
 
     Args:
         threads: onnxruntime intra-op threads per session, 0 = all cores.
         check_files: recompute file hashes first, so a corrupt or swapped file is refused.
+        rewrite: run PReLUs as the same function in faster operations (see
+            :mod:`workbench.models.graph`); False runs the graphs exactly as stored.
 
     Raises:
         ModelPackError: a file is missing, changed since import, or will not load.
@@ -82,13 +84,13 @@ def load_models(info: PackInfo, *, threads: int = 0, check_files: bool = True):
             raise ModelPackError(f"model pack {info.name!r} is damaged: {'; '.join(problems)}; re-import it")
     detector_path = info.folder / info.detector_file
     if info.detector_kind == "yunet":
-        detector = YuNetDetector(create_session(detector_path, threads=threads))
+        detector = YuNetDetector(create_session(detector_path, threads=threads, rewrite=rewrite))
     elif info.detector_kind == "insightface":
         # InsightFace's model gives the layout; the detector runs on a session of our own, with our threads.
-        detector = InsightFaceDetector(_insightface_model(detector_path), create_session(detector_path, threads=threads))
+        detector = InsightFaceDetector(_insightface_model(detector_path), create_session(detector_path, threads=threads, rewrite=rewrite))
     else:
         raise ModelPackError(f"{info.folder}: unknown detector kind {info.detector_kind!r}")
-    recogniser = OnnxRecogniser(create_session(info.folder / info.recogniser_file, threads=threads), info.preprocessing)
+    recogniser = OnnxRecogniser(create_session(info.folder / info.recogniser_file, threads=threads, rewrite=rewrite), info.preprocessing)
     if recogniser.embedding_dim != info.embedding_dim:
         raise ModelPackError(
             f"{info.folder / info.recogniser_file}: gives {recogniser.embedding_dim}-d embeddings, "
