@@ -6,7 +6,8 @@ new face can be (live tracks' regions, changed regions). What a user relies on:
   Obama first;
 * on a static scene it searches a small share of the pixels the full scan searches (counted
   by the scan itself: regions and pixels, never wall time);
-* chunks (Dask tasks) change nothing: they are cut on key-period borders;
+* chunks (Dask tasks) change nothing: they are cut where a whole scan is due;
+* key frames between whole scans search only what changed since the last whole scan;
 * ``WORKBENCH_FOOTAGE_SCAN=full`` scans every sampled frame whole, as before.
 """
 
@@ -24,7 +25,7 @@ from workbench.config import Settings
 from workbench.engine import FaceEngine
 from workbench.footage import Sampling, extract
 from workbench.footage.decode import plan_source
-from workbench.footage.regions import change_boxes, detect_in_regions, pack_regions, shrink_grey
+from workbench.footage.regions import WHOLE_SCAN_PERIODS, SkipScheduler, change_boxes, detect_in_regions, pack_regions, shrink_grey
 from workbench.footage.tracking import FrameFaces, box_iou, track_tracks
 
 from conftest import face_crop
@@ -91,18 +92,56 @@ def test_skip_searches_a_small_share_of_a_static_scene(scans):
     assert skip.regions < full.key_frames
 
 
-def test_chunks_change_nothing_in_skip_mode(static_clip, engine, scans):
+@pytest.fixture(scope="module")
+def short_period_engine(session_home):
+    """Key frames every 0.6 s (3 samples at 5 frames/s): a whole scan is due every
+    WHOLE_SCAN_PERIODS x 0.6 = 2.4 s, so the 8 s clip holds four stretches (chunks can be cut)
+    and quiet key frames between their starts."""
+    return FaceEngine.from_settings(Settings(home=session_home, footage_keyframe_s=0.6))
+
+
+def test_chunks_change_nothing_in_skip_mode(static_clip, short_period_engine):
+    one_pass = extract(static_clip, short_period_engine, sampling=Sampling(fps=5), scan="skip")
     for chunk_s in (0.6, 3.0):
-        chunked = extract(static_clip, engine, sampling=Sampling(fps=5), scan="skip", chunk_s=chunk_s)
-        assert summary(chunked) == summary(scans["skip"]), f"chunk_s={chunk_s}"
+        assert len(plan_source(static_clip, Sampling(fps=5), chunk_s=chunk_s, keyframe_s=0.6).chunks) > 1
+        chunked = extract(static_clip, short_period_engine, sampling=Sampling(fps=5), scan="skip", chunk_s=chunk_s)
+        assert summary(chunked) == summary(one_pass), f"chunk_s={chunk_s}"
 
 
-def test_skip_chunks_start_on_key_periods(static_clip):
-    plan = plan_source(static_clip, Sampling(fps=5), chunk_s=0.6, keyframe_s=2.0)
+def test_quiet_key_frames_are_searched_only_where_the_picture_changed(static_clip, short_period_engine, scans):
+    short = extract(static_clip, short_period_engine, sampling=Sampling(fps=5), scan="skip")
+    assert found_share(scans["full"], short) == 1.0 and len(short.tracks) == 2
+    # 14 key periods; whole only at the 4 stretch starts and on lost tracks (no cut in this clip)
+    assert short.scan.key_frames == 4, short.scan  # rescans of lost tracks are counted apart
+
+
+def test_skip_chunks_start_where_a_whole_scan_is_due(static_clip):
+    assert WHOLE_SCAN_PERIODS == 4
+    plan = plan_source(static_clip, Sampling(fps=5), chunk_s=0.6, keyframe_s=0.6)
     starts = [round(float(c.pts[0] * c.time_base - c.origin_s), 3) for c in plan.chunks]
-    assert starts == [0.0, 2.0, 4.0, 6.0]
-    assert all(c.keyframe_s == 2.0 for c in plan.chunks)
+    assert starts == [0.0, 2.4, 4.8, 7.2]  # every 4 key periods of 0.6 s
+    assert all(c.keyframe_s == 0.6 for c in plan.chunks)
     assert all(c.keyframe_s is None for c in plan_source(static_clip, Sampling(fps=5), chunk_s=0.6).chunks)
+
+
+def test_a_slow_change_is_searched_at_the_next_key_frame():
+    """A patch brightening by 6 grey levels per sample never crosses the per-sample threshold,
+    but the key frames between whole scans compare with the last whole scan and search it."""
+    still = background(1280, 720)
+    scheduler = SkipScheduler(min_face_px=20)
+    patch = (slice(300, 380), slice(600, 660))
+    plans = []
+    for k in range(6):  # one sample per key period: 0 whole, 1..3 quiet key frames, 4 whole again
+        frame = still.copy()
+        frame[patch] = np.clip(frame[patch].astype(int) + 6 * k, 0, 255).astype(np.uint8)
+        plan = scheduler.plan(frame, t=float(k), period=k, signature=None)
+        scheduler.observe(np.zeros((0, 15), np.float32), float(k), key=plan.full)
+        plans.append(plan)
+    assert plans[0].full and plans[4].full and not any(p.full for p in plans[1:4])
+    assert plans[1].regions == () and plans[1].reason == "nothing changed since the last whole scan"
+    (region,) = plans[3].regions  # 18 levels brighter than the whole scan: searched
+    assert region[0] <= 600 and region[1] <= 300 and region[2] >= 660 and region[3] >= 380
+    assert plans[5].regions == ()  # compared with the whole scan of key frame 4 again
 
 
 def test_full_scan_setting_scans_every_frame_as_before(static_clip, session_home, monkeypatch):

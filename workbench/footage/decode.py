@@ -70,7 +70,7 @@ import numpy as np
 from ..errors import FootageError, ImageError
 from ..fileio import input_problem, os_reason, sha256_file
 from ..images import IMAGE_SUFFIXES, load_image
-from .regions import key_periods
+from .regions import WHOLE_SCAN_PERIODS, key_periods, whole_scan_groups
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,9 @@ def plan_source(
         chunk_s: chunk length in seconds of footage (stills: ``chunk_s / STILL_INTERVAL_S``
             stills); None = one chunk.
         keyframe_s: the "skip" scan's key-frame period, seconds (None = full scan of every
-            sampled frame). Chunks are then cut only at key-period borders (``chunk_s`` rounded
-            to whole periods), so a chunked run detects exactly what one pass detects.
+            sampled frame). Chunks are then cut only where a whole scan is due whatever changed
+            (every ``WHOLE_SCAN_PERIODS`` key periods; ``chunk_s`` rounded to whole stretches of
+            them), so a chunked run detects exactly what one pass detects.
 
     Raises:
         FootageError: the path is missing, empty, not a video or still, or holds no frames.
@@ -306,12 +307,13 @@ def _chunk_groups(
     sampling: Sampling, times: np.ndarray, slots: np.ndarray, chunk_s: float | None, frame_rate: float, keyframe_s: float | None
 ) -> np.ndarray | None:
     """Chunk number of each sampled frame: runs of whole slots about ``chunk_s`` long, or of whole
-    key periods when the scan skips (None = one chunk)."""
+    stretches between unconditional whole scans (``WHOLE_SCAN_PERIODS`` key periods) when the
+    scan skips (None = one chunk)."""
     if chunk_s is None:
         return None
     if keyframe_s is not None:
         periods = key_periods(times, slots, fps=sampling.fps, start_s=sampling.start_s, keyframe_s=keyframe_s)
-        return periods // max(1, round(chunk_s / keyframe_s))
+        return whole_scan_groups(periods) // max(1, round(chunk_s / (keyframe_s * WHOLE_SCAN_PERIODS)))
     per_second = sampling.fps if sampling.fps is not None else frame_rate
     return slots // max(1, round(chunk_s * per_second))
 

@@ -20,8 +20,8 @@ Errors of a task that are not the workbench's (a worker that died, an exception 
 third-party library) become a :class:`FootageError` naming the source.
 
 Results come back in input order and are identical to :func:`workbench.footage.pipeline.extract`
-with the same ``settings.footage_scan``: chunks are whole sampling slots (whole key periods in
-"skip" mode, whose detections depend on their key period alone), frame indices come from the
+with the same ``settings.footage_scan``: chunks are whole sampling slots (in "skip" mode whole
+stretches between unconditional whole scans, whose detections depend on that stretch alone), frame indices come from the
 planner's index, and tracking runs once over the whole time line, so chunk borders leave no
 trace in the tracks, their order or their ids (a track crossing a border is one track).
 """
@@ -122,7 +122,7 @@ def extract_on_dask(
             )
     # pure=False: a file can change between calls under the same name; never reuse old results.
     # The scan ("skip" or "full", settings.footage_scan) travels in the chunks: every worker
-    # scans as one process would, and skip-mode chunks start on key-period borders.
+    # scans as one process would, and skip-mode chunks start where a whole scan is due.
     keyframe_s = scan_keyframe_s(settings)
     planning = client.map(_plan_task, paths, sampling=sampling, chunk_s=chunk_s, keyframe_s=keyframe_s, pure=False)
     plans = _outcomes(client, planning, return_errors, paths)
