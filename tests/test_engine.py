@@ -493,3 +493,17 @@ def test_input_tensors_equal_opencvs_blob_of_the_padded_canvas(t1_rgb):
     scrfd = tensors.fill(window, (640, 640), (0, 1, 2), 127.5, 1 / 128)
     expected = cv2.dnn.blobFromImage(padded, 1 / 128, (640, 640), (127.5, 127.5, 127.5), swapRB=False)
     assert np.allclose(scrfd, expected, atol=1e-6)
+
+
+def test_reused_input_tensor_is_padded_black_after_a_larger_window(t1_rgb):
+    """The padding is written only when the window size changes: a small window after a large
+    one (and again after another small one) still sits on a black canvas."""
+    from workbench.models.detectors import _InputTensors
+
+    tensors = _InputTensors()
+    scene = cv2.resize(t1_rgb, (1200, 830))
+    for rows, columns in ((640, 640), (360, 640), (360, 640), (480, 500), (640, 640), (480, 500)):
+        window = scene[100 : 100 + rows, 50 : 50 + columns]
+        padded = cv2.copyMakeBorder(window, 0, 640 - rows, 0, 640 - columns, cv2.BORDER_CONSTANT, value=0)
+        got = tensors.fill(window, (640, 640), (2, 1, 0), 0.0, 1.0)
+        assert np.array_equal(got, cv2.dnn.blobFromImage(cv2.cvtColor(padded, cv2.COLOR_RGB2BGR))), (rows, columns)

@@ -59,6 +59,8 @@ class _InputTensors(threading.local):
 
     def __init__(self) -> None:
         self.by_shape: dict[tuple[int, int], np.ndarray] = {}
+        #: per shape, the (rows, columns, black) of the last fill: its padding is still black
+        self.padded: dict[tuple[int, int], tuple[int, int, float]] = {}
 
     def fill(self, window_rgb: np.ndarray, shape: tuple[int, int], channel_order: tuple[int, ...], mean: float, scale: float) -> np.ndarray:
         """(1, 3, H, W) float32 tensor of ``(window[..., c] - mean) * scale`` for c in ``channel_order``,
@@ -74,8 +76,13 @@ class _InputTensors(threading.local):
         if tensor is None:
             if len(self.by_shape) >= 4:  # footage and tiles repeat a few shapes; photos of many sizes must not pile up
                 self.by_shape.clear()
+                self.padded.clear()
             tensor = self.by_shape[shape] = np.empty((1, 3, height, width), np.float32)
         black = -mean * scale
+        # The padding of the last window this size is still black: not written again (a 1080p
+        # frame on a 640x640 canvas is 44% padding).
+        pad = self.padded.get(shape) != (rows, columns, black)
+        self.padded[shape] = (rows, columns, black)
         # One contiguous copy of the tile, split by OpenCV, then each plane cast into the tensor:
         # half the time of casting each channel straight from the interleaved tile (0.28 against
         # 0.58 ms per 640x640 tile here).
@@ -87,8 +94,9 @@ class _InputTensors(threading.local):
             if mean != 0.0 or scale != 1.0:
                 inside -= mean
                 inside *= scale
-            target[rows:, :] = black
-            target[:rows, columns:] = black
+            if pad:
+                target[rows:, :] = black
+                target[:rows, columns:] = black
         return tensor
 
 

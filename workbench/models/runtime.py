@@ -29,6 +29,10 @@ def create_session(model: str | os.PathLike | bytes, *, threads: int = 0, rewrit
     options.log_severity_level = 3  # warnings about initialisers in inputs are noise here
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # onnxruntime's memory pattern pre-plans one block per input shape: for the rewritten SFace
+    # at a batch of 32 that held 930 MB against 614 without it, at the same speed (YuNet's
+    # speed is the same either way too).
+    options.enable_mem_pattern = False
     try:
         source = model if isinstance(model, bytes) else os.fspath(model)
         if rewrite and not isinstance(model, bytes):
