@@ -67,10 +67,11 @@ class Settings:
     #: frames only and, in between, only where a face can be (around live tracks, where the
     #: picture changed); "full" runs the full pyramid on every sampled frame.
     footage_scan: str = "skip"
-    #: in "skip" mode, a key frame (full pyramid) at least this often, seconds of footage. Between
-    #: key frames new faces are found where the picture changed; the key frame is the safety net,
-    #: and its period caps the saving on static footage (bench_footage.py on a static 1080p clip:
-    #: 2 s gave 9.6x fewer canvases than the full scan, 4 s 18x, 5 s 21x).
+    #: in "skip" mode, a key frame this often, seconds of footage. Every
+    #: regions.WHOLE_SCAN_PERIODS-th key frame (16 s at 4 s) runs the full pyramid on the whole
+    #: frame; the others search what changed since that whole scan (slow changes the per-sample
+    #: differencing misses). Between key frames new faces are found where the picture changed.
+    #: bench_footage.py on a static 1080p clip: 52x fewer canvases than the full scan at 4 s.
     footage_keyframe_s: float = 4.0
     #: gallery shards searched exactly on Dask workers (dask_scheduler or a LocalCluster), each
     #: holding its share of the embeddings; 0 = search in this process.
