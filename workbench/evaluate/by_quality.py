@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .evidence import false_match_reason, genuine_reason
+from .evidence import false_match_reason, genuine_reason, joined_reason
 
 #: quality score cut-offs shown by default (the engine's score in [0, 1]).
 QUALITY_CUTOFFS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -46,7 +46,7 @@ def quality_table(frame: pd.DataFrame, threshold: float, *, by: str = "quality",
                 "impostor": int(i.sum()),
                 "fnmr": None if fnmr_reason else fnm / int(g.sum()),
                 "fmr": None if fmr_reason else fm / int(i.sum()),
-                "reason": "; ".join(f"{n}: {t}" for n, t in (("FNMR", fnmr_reason), ("FMR", fmr_reason)) if t) or None,
+                "reason": joined_reason(("FNMR", fnmr_reason), ("FMR", fmr_reason)) or None,
             }
         )
     return pd.DataFrame(rows)

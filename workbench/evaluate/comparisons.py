@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WorkbenchError
-from .metrics import finite_or_none, threshold_at_fpir
+from .metrics import finite_or_none, rate_or_none, threshold_at_fpir
 
 
 def comparisons_frame(
@@ -143,8 +143,8 @@ def rates_at_threshold(scores: Sequence[float], same: Sequence[int], threshold: 
     false_matches, misses = int(np.sum(nonmated >= threshold)), int(np.sum(mated < threshold))
     return {
         "threshold": float(threshold),
-        "fmr": false_matches / len(nonmated) if len(nonmated) else None,
-        "fnmr": misses / len(mated) if len(mated) else None,
+        "fmr": rate_or_none(false_matches, len(nonmated)),
+        "fnmr": rate_or_none(misses, len(mated)),
         "false_matches": false_matches,
         "false_non_matches": misses,
         "n_mated": len(mated),

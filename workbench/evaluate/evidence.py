@@ -45,3 +45,10 @@ def false_match_reason(false_matches: int, impostor: int, what: str = "different
             f"too few to estimate the rate{bound}"
         )
     return None
+
+
+def joined_reason(*named: tuple[str, str | None]) -> str:
+    """The reasons given, each after its figure's name, in the order given: ``joined_reason(("FMR",
+    r1), ("FNMR", r2))`` is ``"FMR: r1; FNMR: r2"`` without the ones that are None (or empty);
+    ``""`` when there is none (callers that report JSON turn that into None)."""
+    return "; ".join(f"{name}: {text}" for name, text in named if text)

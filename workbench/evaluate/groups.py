@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import WorkbenchError
 from .bootstrap import identity_draws, redraw
-from .evidence import fmr_target_reason, genuine_reason
+from .evidence import fmr_target_reason, genuine_reason, joined_reason
 from .metrics import CANDIDATE_LIST_LENGTH
 from .open_set import open_set_rates
 
@@ -56,6 +56,16 @@ def read_groups(path: str | Path) -> pd.DataFrame:
     return frame.apply(lambda c: c.str.strip().replace("", NOT_RECORDED))
 
 
+def _metadata_columns(groups: pd.DataFrame, columns: Sequence[str] | None) -> list[str]:
+    """The metadata columns to break the rates down by: ``columns``, or every column of
+    ``groups`` when None. Raises WorkbenchError naming any column ``groups`` lacks."""
+    columns = list(groups.columns) if columns is None else list(columns)
+    unknown = [c for c in columns if c not in groups.columns]
+    if unknown:
+        raise WorkbenchError(f"no metadata column {', '.join(unknown)}; the groups file has {', '.join(groups.columns)}")
+    return columns
+
+
 def _group_of(identities: pd.Series, groups: pd.DataFrame, column: str) -> pd.Series:
     mapping = groups[column].to_dict()
     return identities.map(lambda i: mapping.get(str(i), NOT_RECORDED) if i is not None else NOT_RECORDED)
@@ -71,7 +81,7 @@ def _group_row(column, group, threshold, *, genuine, false_non_matches, impostor
         fmr_reason = "no false match at this threshold overall: the rate per group cannot be estimated"
     else:
         fmr_reason = fmr_target_reason(target, impostor, impostor_what)
-    reason = "; ".join(f"{name}: {text}" for name, text in (("FMR", fmr_reason), ("FNMR", fnmr_reason)) if text)
+    reason = joined_reason(("FMR", fmr_reason), ("FNMR", fnmr_reason))
     return {
         "column": column,
         "group": group,
@@ -116,10 +126,7 @@ def group_table(
     """
     if frame["identity_a"].isna().any() or frame["identity_b"].isna().any():
         raise WorkbenchError("per-group figures need each comparison's identities (pairs as identity/file paths)")
-    columns = list(groups.columns) if columns is None else list(columns)
-    unknown = [c for c in columns if c not in groups.columns]
-    if unknown:
-        raise WorkbenchError(f"no metadata column {', '.join(unknown)}; the groups file has {', '.join(groups.columns)}")
+    columns = _metadata_columns(groups, columns)
     mated = frame["mated"].to_numpy(bool)
     scores = frame["score"].to_numpy(np.float64)
     if target_fmr is None:
@@ -145,7 +152,7 @@ def group_table(
                 false_matches=int(np.sum(scores[across] >= threshold)), target=target_fmr, what=what,
             )  # fmt: skip
             row["fnmr_reason"] = "same-person comparisons are never across groups"
-            row["reason"] = "; ".join(f"{n}: {t}" for n, t in (("FMR", row["fmr_reason"]), ("FNMR", row["fnmr_reason"])) if t)
+            row["reason"] = joined_reason(("FMR", row["fmr_reason"]), ("FNMR", row["fnmr_reason"]))
             rows.append(row)
             masks.append((np.zeros(len(frame), bool), across))
     table = pd.DataFrame(rows, columns=_GROUP_COLUMNS)
@@ -266,10 +273,7 @@ def identification_group_table(
     as :func:`group_table`, with ``fmr`` holding the FPIR, ``fnmr`` the FNIR, ``genuine`` the
     mated searches and ``impostor`` the non-mated ones (also under ``fpir`` and ``fnir``);
     intervals from resampling probe identities with ``n_boot``."""
-    columns = list(groups.columns) if columns is None else list(columns)
-    unknown = [c for c in columns if c not in groups.columns]
-    if unknown:
-        raise WorkbenchError(f"no metadata column {', '.join(unknown)}; the groups file has {', '.join(groups.columns)}")
+    columns = _metadata_columns(groups, columns)
     if target_fpir is None:
         tops = searches.loc[~searches["mated"], "top_score"]
         target_fpir = float(np.mean(tops >= threshold)) if len(tops) else None

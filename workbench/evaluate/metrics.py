@@ -100,6 +100,12 @@ def finite_or_none(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def rate_or_none(count: int, total: int) -> float | None:
+    """``count`` errors over ``total`` comparisons (searches) as a share in [0, 1], or None when
+    ``total`` is 0: a rate over nothing is not defined, and JSON has no NaN."""
+    return count / total if total else None
+
+
 def identification_metrics(
     scores: np.ndarray,
     probe_labels: Sequence[str],

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WorkbenchError
-from .metrics import CANDIDATE_LIST_LENGTH
+from .metrics import CANDIDATE_LIST_LENGTH, rate_or_none
 
 
 def identification_searches(
@@ -79,8 +79,8 @@ def open_set_rates(searches: pd.DataFrame, threshold: float, *, rank: int = CAND
     return {
         "threshold": float(threshold),
         "rank": int(rank),
-        "fnir": misses / len(mated) if len(mated) else None,
-        "fpir": false_alarms / len(nonmated) if len(nonmated) else None,
+        "fnir": rate_or_none(misses, len(mated)),
+        "fpir": rate_or_none(false_alarms, len(nonmated)),
         "misses": misses,
         "false_alarms": false_alarms,
         "mated_searches": len(mated),

@@ -13,7 +13,7 @@ from ..errors import WorkbenchError
 from .bootstrap import bootstrap_identification, bootstrap_verification
 from .by_quality import IOD_CUTOFFS, QUALITY_CUTOFFS, quality_table
 from .comparisons import pairs_frame, rates
-from .evidence import false_match_reason, genuine_reason
+from .evidence import false_match_reason, genuine_reason, joined_reason
 from .groups import group_ratios, group_table, identification_group_table
 from .metrics import INVESTIGATION_RANKS
 from .open_set import open_set_rates, searches_frame
@@ -34,6 +34,18 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return [{key: plain(value) for key, value in row.items()} for row in frame.to_dict("records")]
 
 
+def _require_threshold(threshold: float | None) -> None:
+    """Both reports give rates at one threshold: without one there is nothing to report."""
+    if threshold is None:
+        raise WorkbenchError("no threshold to report rates at: give one (--threshold), or set the pack's (`workbench threshold set`)")
+
+
+def _group_records(table: pd.DataFrame) -> dict[str, list[dict]]:
+    """A group table (:func:`group_table` or :func:`identification_group_table`) as the report's
+    ``groups`` rows and its ``group_ratios`` (worst group over best), in that key order."""
+    return {"groups": records(table), "group_ratios": records(group_ratios(table))}
+
+
 def verification_report(
     result: dict,
     *,
@@ -52,8 +64,7 @@ def verification_report(
     quality score and by eye distance), and with ``groups`` the per-group ``groups``
     (:func:`group_table`) and ``group_ratios``.
     """
-    if threshold is None:
-        raise WorkbenchError("no threshold to report rates at: give one (--threshold), or set the pack's (`workbench threshold set`)")
+    _require_threshold(threshold)
     frame = pairs_frame(result)
     point = rates(frame, [threshold]).iloc[0]
     operating = {
@@ -70,7 +81,7 @@ def verification_report(
     fnmr_reason = genuine_reason(operating["genuine"])
     operating["fmr"] = None if fmr_reason else float(point["fmr"])
     operating["fnmr"] = None if fnmr_reason else float(point["fnmr"])
-    operating["reason"] = "; ".join(f"{n}: {t}" for n, t in (("FMR", fmr_reason), ("FNMR", fnmr_reason)) if t) or None
+    operating["reason"] = joined_reason(("FMR", fmr_reason), ("FNMR", fnmr_reason)) or None
     report = {
         "operating_point": operating,
         "intervals": records(bootstrap_verification(frame, n_boot=n_boot, seed=seed, level=level, threshold=threshold)),
@@ -78,8 +89,7 @@ def verification_report(
     }
     if groups is not None:
         table = group_table(frame, groups, threshold, target_fmr=target_fmr, n_boot=n_boot, seed=seed, level=level)
-        report["groups"] = records(table)
-        report["group_ratios"] = records(group_ratios(table))
+        report.update(_group_records(table))
     return report
 
 
@@ -98,15 +108,14 @@ def identification_report(
     FPIR at ``threshold``), ``investigation`` (FNIR at ranks 1 and 20, threshold 0),
     ``intervals`` (:func:`bootstrap_identification`), ``quality`` (FNIR as probes below a quality
     are excluded) and with ``groups`` the per-group ``groups`` and ``group_ratios``."""
-    if threshold is None:
-        raise WorkbenchError("no threshold to report rates at: give one (--threshold), or set the pack's (`workbench threshold set`)")
+    _require_threshold(threshold)
     searches = searches_frame(result)
     operating = {**open_set_rates(searches, threshold), "source": threshold_source}
     fpir_reason = false_match_reason(operating["false_alarms"], operating["nonmated_searches"], "non-mated searches")
     fnir_reason = genuine_reason(operating["mated_searches"], "mated searches")
     operating["fpir"] = None if fpir_reason else operating["fpir"]
     operating["fnir"] = None if fnir_reason else operating["fnir"]
-    operating["reason"] = "; ".join(f"{n}: {t}" for n, t in (("FPIR", fpir_reason), ("FNIR", fnir_reason)) if t) or None
+    operating["reason"] = joined_reason(("FPIR", fpir_reason), ("FNIR", fnir_reason)) or None
     investigation = {f"fnir_rank{r}": open_set_rates(searches, -np.inf, rank=r)["fnir"] for r in INVESTIGATION_RANKS}
     quality_rows = []
     for by, cutoffs in (("quality", QUALITY_CUTOFFS), ("iod", IOD_CUTOFFS)):
@@ -127,8 +136,7 @@ def identification_report(
     }
     if groups is not None:
         table = identification_group_table(searches, groups, threshold, target_fpir=target_fpir, n_boot=n_boot, seed=seed, level=level)
-        report["groups"] = records(table)
-        report["group_ratios"] = records(group_ratios(table))
+        report.update(_group_records(table))
     return report
 
 
