@@ -90,10 +90,13 @@ def _sigint_ignored() -> Iterator[None]:
 
 def dask_setup(worker) -> None:
     """Preload of our LocalCluster's workers: ignore SIGINT (the client stops the workers), and
-    do not report the work cancelled when the client stops them."""
+    do not report the work cancelled when the client stops them, nor a heartbeat to a scheduler
+    already gone (after Ctrl-C the scheduler can stop before its workers: noise in the
+    terminal). A task's own error still reaches the client, which names it."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    logging.getLogger("distributed.worker").setLevel(logging.CRITICAL)
 
 
 @contextmanager
