@@ -249,27 +249,3 @@ def test_insightface_pack_finds_and_embeds_the_six_faces(tmp_path, scrfd_mobilef
         x1, y1, x2, y2 = face.bbox_xyxy
         nose_x, nose_y = face.landmarks[2]
         assert x1 < nose_x < x2 and y1 < nose_y < y2
-
-
-def test_yunet_runs_any_canvas_and_finds_the_same_faces(default_pack, t1_rgb):
-    """YuNet's input size is freed in memory: a 640x512 canvas finds t1's faces with the boxes
-    and scores of the 640x640 canvas holding the same picture; SFace (Flatten, Gemm) is left as it is."""
-    import cv2
-
-    from workbench.models.detectors import YuNetDetector
-    from workbench.models.graph import any_input_size
-
-    path = default_pack.folder / default_pack.detector_file
-    freed = YuNetDetector(create_session(path, free_input_size=True))
-    stored = YuNetDetector(create_session(path, rewrite=False))
-    assert freed.dynamic_input and not stored.dynamic_input
-    # black beyond the window as a 640 canvas gives it (up to EDGE_CONTEXT_PX), none beyond 640
-    assert freed.EDGE_CONTEXT_PX == 192 and stored.canvas_shape(300, 640) == (640, 640)
-    assert freed.canvas_shape(300, 640) == (512, 640) and freed.canvas_shape(1404, 1344) == (1408, 1344)
-    window = cv2.resize(t1_rgb, (640, 300))
-    small, square = freed.detect(window, 0.7), stored.detect(window, 0.7)
-    assert len(small) == len(square) == 6
-    order = lambda rows: rows[np.argsort(rows[:, 0])]  # noqa: E731 - sort by left edge
-    np.testing.assert_allclose(order(small)[:, :4], order(square)[:, :4], atol=1.0)
-    np.testing.assert_allclose(order(small)[:, 4], order(square)[:, 4], atol=0.02)
-    assert not any_input_size(onnx.load(str(default_pack.folder / default_pack.recogniser_file)))

@@ -108,20 +108,15 @@ def _round_up(length: int, stride: int) -> int:
 class YuNetDetector(_ModelCallCounter):
     """OpenCV Zoo YuNet (2023mar) run on onnxruntime, decoded as OpenCV's FaceDetectorYN does.
 
-    Input: BGR 0..255, no normalisation; 640x640 as exported, or any sides that are multiples of
-    32 when the session's graph has its input size freed (:func:`workbench.models.graph.any_input_size`,
-    the default). Outputs per stride s in (8, 16, 32): cls and obj scores, box offsets (dx, dy,
-    log w, log h) and 5 landmark offsets, all in units of s from the grid cell, row by row. The
-    final score is sqrt(cls * obj), as in OpenCV.
+    Input: BGR 0..255, no normalisation, fixed 640x640. Outputs per stride s in (8, 16, 32): cls
+    and obj scores, box offsets (dx, dy, log w, log h) and 5 landmark offsets, all in units of s
+    from the grid cell. The final score is sqrt(cls * obj), as in OpenCV.
     """
 
     canvas_size = 640
+    #: the graph's input is fixed at canvas_size x canvas_size.
+    dynamic_input = False
     stride = 32
-    #: black beyond a window on a freed-size canvas (px, right and below). A face touching the
-    #: window's edge needs it: on the 112 px Tom Hanks crop a tight canvas moved its embedding to
-    #: cosine 0.969 of the 640 canvas's and its degraded copies lost 0.04 to 0.12 of score; with
-    #: 128 px they differ by 0.002 at most, with 192 px not at all.
-    EDGE_CONTEXT_PX = 192
     #: smallest face (detector box width, canvas px) YuNet finds reliably. 173 real faces (t1.jpg,
     #: the astronaut, 120 ISS portraits, fr_examples, iss_onboard, compreface_samples) pasted onto
     #: 640 canvases at sub-stride offsets: of the 170 it finds at 40 px, it finds 0.994 at 24-28 px,
@@ -141,9 +136,7 @@ class YuNetDetector(_ModelCallCounter):
         self.session = session
         self.input_name = session.get_inputs()[0].name
         shape = session.get_inputs()[0].shape
-        #: the graph runs any canvas (sides multiples of 32), not only 640x640.
-        self.dynamic_input = not (isinstance(shape[2], int) or isinstance(shape[3], int))
-        if not self.dynamic_input and shape[2:] != [self.canvas_size, self.canvas_size]:
+        if shape[2:] != [self.canvas_size, self.canvas_size]:
             raise ModelPackError(f"YuNet input must be 640x640, got {shape}")
         names = {o.name for o in session.get_outputs()}
         expected = {f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in self.strides}
@@ -151,34 +144,19 @@ class YuNetDetector(_ModelCallCounter):
             raise ModelPackError(f"not a YuNet 2023mar model: outputs {sorted(names)}")
         self.output_names = sorted(expected)
         self.batched = not isinstance(shape[0], int)
-        self._grids: dict[tuple[int, int, int], np.ndarray] = {}
+        self._grids = {s: self._grid(s) for s in self.strides}
 
-    def _grid(self, stride: int, height: int, width: int) -> np.ndarray:
-        """(cells, 2) float32 cell (x, y) of a (height, width) canvas at ``stride``, row by row."""
-        key = (stride, height, width)
-        grid = self._grids.get(key)
-        if grid is None:
-            rows, cols = np.mgrid[0 : height // stride, 0 : width // stride]
-            grid = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float32)
-            if len(self._grids) < 64:  # footage and tiles repeat a few shapes; bound the cache anyway
-                self._grids[key] = grid
-        return grid
+    def _grid(self, stride: int) -> np.ndarray:
+        cells = self.canvas_size // stride
+        rows, cols = np.mgrid[0:cells, 0:cells]
+        return np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float32)
 
     def canvas_shape(self, height: int, width: int) -> tuple[int, int]:
-        """The (height, width) the model runs for a window of this size: 640x640 for the graph as
-        exported; once its size is freed, each side with ``EDGE_CONTEXT_PX`` of black beyond the
-        window, rounded up to 32, but never more than the 640 canvas gave (a window wider than
-        640 gets no more than rounding)."""
-        if not self.dynamic_input:
-            return self.canvas_size, self.canvas_size
-
-        def side(length: int) -> int:
-            return min(max(self.canvas_size, _round_up(length, self.stride)), _round_up(length + self.EDGE_CONTEXT_PX, self.stride))
-
-        return side(height), side(width)
+        """The (height, width) the model runs for a window of this size: always 640x640."""
+        return self.canvas_size, self.canvas_size
 
     def raw_detect(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        """The bare model call: (B, 3, H, W) float32 BGR -> named outputs."""
+        """The bare model call: (B, 3, 640, 640) float32 BGR -> named outputs."""
         if not self.batched and len(tensor) > 1:
             parts = [self.raw_detect(tensor[i : i + 1]) for i in range(len(tensor))]
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -186,20 +164,17 @@ class YuNetDetector(_ModelCallCounter):
         return dict(zip(self.output_names, values))
 
     def detect(self, window_rgb: np.ndarray, threshold: float, canvas_shape: tuple[int, int] | None = None) -> np.ndarray:
-        """(h, w, 3) uint8 RGB window -> (N, 15) rows in window pixels, after NMS.
+        """(h, w, 3) uint8 RGB window, h and w <= 640 -> (N, 15) rows in window pixels, after NMS.
 
-        The window is padded to ``canvas_shape`` (default :meth:`canvas_shape`): 640x640 for the
-        graph as exported (h and w <= 640), any multiples of 32 once its input size is freed.
+        ``canvas_shape`` is accepted for symmetry with dynamic detectors; YuNet always runs 640x640.
         """
-        size = canvas_shape or self.canvas_shape(*window_rgb.shape[:2])
-        if not self.dynamic_input:
-            size = (self.canvas_size, self.canvas_size)
-        tensor = self._tensors.fill(window_rgb, size, (2, 1, 0), 0.0, 1.0)  # (1, 3, H, W) float32 BGR 0..255
+        size = (self.canvas_size, self.canvas_size)
+        tensor = self._tensors.fill(window_rgb, size, (2, 1, 0), 0.0, 1.0)  # (1, 3, 640, 640) float32 BGR 0..255
         out = self.raw_detect(tensor)
-        rows = [self._decode(out, s, threshold, size) for s in self.strides]
+        rows = [self._decode(out, s, threshold) for s in self.strides]
         return nms(np.concatenate(rows), self.nms_iou)
 
-    def _decode(self, out: dict[str, np.ndarray], stride: int, threshold: float, size: tuple[int, int]) -> np.ndarray:
+    def _decode(self, out: dict[str, np.ndarray], stride: int, threshold: float) -> np.ndarray:
         cls = out[f"cls_{stride}"][0, :, 0]
         obj = out[f"obj_{stride}"][0, :, 0]
         # sqrt(cls * obj) >= t  <=>  cls * obj >= t^2. The scores are sigmoids in [0, 1]; clipping
@@ -212,7 +187,7 @@ class YuNetDetector(_ModelCallCounter):
         product = product[product >= threshold * threshold]
         if len(keep) == 0:
             return np.zeros((0, DETECTION_COLUMNS), np.float32)
-        grid = self._grid(stride, *size)[keep]
+        grid = self._grids[stride][keep]
         box = out[f"bbox_{stride}"][0][keep]
         kps = out[f"kps_{stride}"][0][keep].reshape(-1, 5, 2)
         centre = (grid + box[:, :2]) * stride

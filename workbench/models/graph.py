@@ -58,55 +58,17 @@ def rewritten_prelu(model: onnx.ModelProto) -> int:
     return replaced
 
 
-def any_input_size(model: onnx.ModelProto) -> bool:
-    """Free, in place, the fixed height and width of a fully convolutional detector's single
-    (N, 3, H, W) input (and the anchor counts of its outputs), so it runs any canvas whose sides
-    are multiples of its coarsest stride. True when done.
-
-    Done only when nothing in the graph depends on the size: every Reshape target is a constant
-    holding a -1 (the anchors), every Resize scales by constant factors, and no intermediate
-    shape is recorded. YuNet 2023mar qualifies (its 640x640 input is only what it was exported
-    with: OpenCV's FaceDetectorYN runs the same file at any size); on a 448x640 canvas its scores
-    agree with a 640x640 canvas holding the same picture to 0.01 (at the padded edge) and the
-    call costs two thirds.
-    """
-    graph = model.graph
-    if len(graph.input) != 1:
-        return False
-    dims = graph.input[0].type.tensor_type.shape.dim
-    if len(dims) != 4 or not (dims[2].HasField("dim_value") and dims[3].HasField("dim_value")):
-        return False
-    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Reshape" and not (node.input[1] in constants and -1 in constants[node.input[1]].tolist()):
-            return False
-        if node.op_type == "Resize" and (len(node.input) > 3 and node.input[3] or len(node.input) < 3 or node.input[2] not in constants):
-            return False
-        if node.op_type in ("Flatten", "Gemm", "MatMul", "Shape", "ConstantOfShape", "Expand", "Slice", "Tile"):
-            return False
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in graph.output:
-        shape = output.type.tensor_type.shape.dim
-        if len(shape) == 3:
-            shape[1].dim_param = "anchors"
-    del graph.value_info[:]
-    return True
-
-
-def faster_model(path: str | os.PathLike, *, free_input_size: bool = False) -> bytes | None:
-    """The model at ``path`` with its PReLUs rewritten and (``free_input_size``, detectors)
-    its input size freed where that is safe (:func:`any_input_size`), serialised; None when
-    neither applies (load the file as it is). Cached per file version."""
+def faster_model(path: str | os.PathLike) -> bytes | None:
+    """The model at ``path`` with its PReLUs rewritten (serialised), or None when it has none
+    (load the file as it is). Cached per file version."""
     stat = os.stat(path)
-    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, free_input_size)
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
     model = onnx.load(os.fspath(path))
-    changed = rewritten_prelu(model) > 0
-    changed = (free_input_size and any_input_size(model)) or changed
-    result = model.SerializeToString() if changed else None
+    result = model.SerializeToString() if rewritten_prelu(model) else None
     with _cache_lock:
         _cache[key] = result
         while len(_cache) > _CACHE_SIZE:

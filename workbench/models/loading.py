@@ -84,7 +84,7 @@ def load_models(info: PackInfo, *, threads: int = 0, check_files: bool = True, r
             raise ModelPackError(f"model pack {info.name!r} is damaged: {'; '.join(problems)}; re-import it")
     detector_path = info.folder / info.detector_file
     if info.detector_kind == "yunet":
-        detector = YuNetDetector(create_session(detector_path, threads=threads, rewrite=rewrite, free_input_size=rewrite))
+        detector = YuNetDetector(create_session(detector_path, threads=threads, rewrite=rewrite))
     elif info.detector_kind == "insightface":
         # InsightFace's model gives the layout; the detector runs on a session of our own, with our threads.
         detector = InsightFaceDetector(_insightface_model(detector_path), create_session(detector_path, threads=threads, rewrite=rewrite))

@@ -15,15 +15,12 @@ from .graph import faster_model
 from .packs import Preprocessing
 
 
-def create_session(
-    model: str | os.PathLike | bytes, *, threads: int = 0, rewrite: bool = True, free_input_size: bool = False
-) -> ort.InferenceSession:
+def create_session(model: str | os.PathLike | bytes, *, threads: int = 0, rewrite: bool = True) -> ort.InferenceSession:
     """A CPU session. ``threads`` = 0 lets onnxruntime use every core.
 
     ``rewrite``: a model file's PReLUs run as the same function in operations onnxruntime runs
     faster (:mod:`workbench.models.graph`, in memory; the file is not changed). ``False`` runs
-    the graph exactly as stored (benchmarks compare both). ``free_input_size`` (with ``rewrite``,
-    for detectors): a fully convolutional detector exported at one input size runs any size.
+    the graph exactly as stored (benchmarks compare both).
 
     Raises:
         ModelPackError: when the file is missing or onnxruntime cannot load it.
@@ -39,18 +36,18 @@ def create_session(
     try:
         source = model if isinstance(model, bytes) else os.fspath(model)
         if rewrite and not isinstance(model, bytes):
-            source = _faster_or_as_stored(source, free_input_size)
+            source = _faster_or_as_stored(source)
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         name = "<model bytes>" if isinstance(model, bytes) else os.fspath(model)
         raise ModelPackError(f"{name}: onnxruntime cannot load this model ({exc})") from exc
 
 
-def _faster_or_as_stored(path: str, free_input_size: bool = False) -> str | bytes:
+def _faster_or_as_stored(path: str) -> str | bytes:
     """The rewritten model's bytes, or ``path`` itself when there is nothing to rewrite or onnx
     cannot parse the file (onnxruntime then gives the error, named, as for any bad file)."""
     try:
-        return faster_model(path, free_input_size=free_input_size) or path
+        return faster_model(path) or path
     except Exception:  # noqa: BLE001 - a file onnx cannot read is reported by onnxruntime below
         return path
 
