@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from workbench.config import Settings
+from workbench.engine import FaceEngine
 from workbench.gallery.enrol import enrol, items_from_folder
 from workbench.gallery.store import Gallery
 
@@ -136,6 +137,16 @@ def test_a_re_run_skips_the_enrolled_images_and_retries_only_the_others(enrolled
     # face is analysed again, and the two unreadable files are refused again
     assert summary.counts == {"enrolled": 0, "skipped": 5, "no_face": 1, "unreadable": 2, "invalid": 0}
     assert summary.analysed == 1
+
+
+def test_a_re_run_with_nothing_new_to_analyse_loads_no_lane(enrolled, session_home, custody):
+    """Lanes (one-thread engines, 0.1 s and their sessions' memory each) are made only for a
+    batch of two or more images to analyse: here only the photo without a face is analysed again."""
+    home, _ = enrolled[2]
+    fresh = FaceEngine.from_settings(Settings(home=session_home))
+    summary = enrol_folder(home, fresh, custody, batch_size=BATCH, lanes=2)
+    assert summary.analysed == 1 and summary.counts["enrolled"] == 0
+    assert fresh.lanes_made == []
 
 
 class Interrupted(KeyboardInterrupt):

@@ -230,8 +230,9 @@ class SkipScheduler:
         self._reference, self._signature = small, signature
         new_period = period != self._period
         self._period = period
-        if new_period and (self._whole_reference is None or whole_scan_groups(np.array([period]))[0] != self._stretch):
-            self._stretch = int(whole_scan_groups(np.array([period]))[0])
+        stretch = int(whole_scan_groups(np.asarray(period)))
+        if new_period and (self._whole_reference is None or stretch != self._stretch):
+            self._stretch = stretch
             return self._key("key period")
         if scene_change(previous_signature, signature) > self.scene_cut:
             return self._key("cut")

@@ -669,20 +669,25 @@ def _enrol_batch(gallery: Gallery, analysis: _Lanes, fresh: list[_Read], report,
 class _Lanes:
     """Analyses a batch in parts side by side on one-thread engines (:meth:`FaceEngine.lanes`).
 
-    With one lane, or fewer images in the whole enrolment than lanes, ``engine`` itself
-    analyses each batch in the calling thread.
+    With one lane, fewer images in the whole enrolment than lanes, or a batch of one image,
+    ``engine`` itself analyses in the calling thread. The lanes and their threads are made at
+    the first batch of two or more images to analyse, so a re-run that skips every image loads
+    no lane.
     """
 
     def __init__(self, engine, count: int, *, images: int):
         self.engine = engine
-        use = max(1, min(count, images))
-        self.lanes = engine.lanes(use) if use > 1 else [engine]
-        self.pool = ThreadPoolExecutor(max_workers=use, thread_name_prefix="enrol-lane") if use > 1 else None
+        self.count = max(1, min(count, images))
+        self.lanes: list = []
+        self.pool: ThreadPoolExecutor | None = None
 
     def analyse(self, decoded: list[np.ndarray]) -> list[list | WorkbenchError]:
         """Faces per image (most prominent first) or the WorkbenchError that image raised, in order."""
-        if self.pool is None or len(decoded) < 2:
+        if self.count < 2 or len(decoded) < 2:
             return _analyse_part(self.engine, decoded)
+        if self.pool is None:
+            self.lanes = self.engine.lanes(self.count)
+            self.pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="enrol-lane")
         size = math.ceil(len(decoded) / len(self.lanes))
         parts = [decoded[start : start + size] for start in range(0, len(decoded), size)]
         futures = [self.pool.submit(_analyse_part, lane, part) for lane, part in zip(self.lanes, parts)]
