@@ -84,6 +84,7 @@ def test_queue_shows_the_candidate_with_both_faces_and_the_first_decision(home, 
     app.compare.zoom.value = 640
     assert app.compare.probe_image.layout.width == app.compare.custody_image.layout.width == "640px"
 
+    assert app.queue.list.layout.display != "none"
     app.queue.list.value = app.queue.list.options[0][1]  # choosing the heading chooses its first candidate
     assert app.queue.selected == entry
 
@@ -104,6 +105,7 @@ def test_confirm_records_the_second_review_and_empties_the_queue(home, engine):
     assert "confirmed analyst1's first decision 'possible match'" in app.status.message
     assert app.queue.entries == [] and app.queue.list.options == ()
     assert "Nothing awaits a second review" in app.queue.summary.value
+    assert app.queue.list.layout.display == "none"  # no tall blank list under that line
     assert app.decision.widget.layout.display == "none"
 
     review = next(r for r in app.ws.review_status(entry.review.search_id) if r.subject_id == entry.review.subject_id)

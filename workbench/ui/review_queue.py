@@ -158,6 +158,8 @@ class ReviewQueue:
                 options.append((search_heading(entry.run), ("search", sid)))
             options.append((entry.label, entry.key))
         self.summary.value = html.escape(self._counts_text())
+        # An empty list would stand as a tall blank box under "Nothing awaits a second review".
+        self.list.layout.display = None if entries else "none"
         self._quiet = True
         try:
             self.list.options = options
