@@ -159,6 +159,14 @@ def test_human_output_is_plain_text(home, tom_hanks_path, capsys):
 # Crash safety: SIGKILL at random moments
 
 
+def _failure(home: Path, stderr: bytes) -> str:
+    """A failed run's stderr and the tracebacks the CLI logged in the workspace (its stderr
+    gives one line; the log says which statement failed)."""
+    log = Path(home) / "logs" / "workbench.log"
+    logged = log.read_text(errors="replace")[-6000:] if log.is_file() else "(no workbench.log)"
+    return f"{stderr.decode(errors='replace')}\n--- {log} ---\n{logged}"
+
+
 def _workbench(home: Path, *argv: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.Popen(
@@ -238,7 +246,7 @@ def test_enrolment_killed_at_random_moments_resumes(crash_folder, tmp_path, sess
         stored = _assert_store_whole(home)
     process = _workbench(home, "gallery", "enrol", str(crash_folder), "--batch", "4")
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err.decode()
+    assert process.returncode == 0, _failure(home, err)
     summary = json.loads(out)
     assert summary["enrolled"] + summary["skipped"] == CRASH_IMAGES and summary["unreadable"] == summary["no_face"] == 0
     assert _assert_store_whole(home) == CRASH_IMAGES
@@ -312,7 +320,7 @@ def test_rebuild_killed_at_random_moments_keeps_the_previous_index(big_home, tmp
         outcomes.append((killed, round(time.monotonic() - started, 2)))
     process = _workbench(home, "gallery", "rebuild")
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err.decode()
+    assert process.returncode == 0, _failure(home, err)
     final = _assert_index_whole(home)
     assert final["build_id"] == json.loads(out)["build_id"] and final["count"] == 40_000
     leftovers = [p.name for p in (home / "index").iterdir() if p.is_dir() and p.name != final["folder"]]
@@ -327,7 +335,7 @@ def test_two_enrolments_at_once_store_each_image_once(crash_folder, tmp_path, se
     summaries = []
     for process in runs:
         out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, err.decode()
+        assert process.returncode == 0, _failure(home, err)
         summaries.append(json.loads(out))
     assert sum(s["enrolled"] for s in summaries) == CRASH_IMAGES
     assert all(s["enrolled"] + s["skipped"] == CRASH_IMAGES for s in summaries)
