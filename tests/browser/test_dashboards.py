@@ -370,3 +370,6 @@ def test_landing_page_lists_the_dashboards_and_technical_notebooks(page, analyst
         link = page.get_by_role("link", name=name)
         expect(link).to_have_attribute("href", re.compile(rf"^/voila/render/{re.escape(name)}"))
     screenshot("landing")
+    # What the person who started the server reads in the terminal: no warnings meant for developers.
+    started = analyst_server.log.read_text(errors="replace")
+    assert "Warning" not in started and "Traceback" not in started, started[-3000:]

@@ -57,7 +57,7 @@ def voila_command(
     """The command line that runs Voila on ``notebooks_dir`` (default: the project's ``notebooks/``)."""
     folder = Path(notebooks_dir) if notebooks_dir is not None else DEFAULT_NOTEBOOKS
     return [
-        python, "-m", "voila", str(folder.resolve()),
+        python, "-m", "workbench.ui.voila_main", str(folder.resolve()),  # Voila's own main (see that module)
         "--no-browser",
         f"--port={port}",
         "--Voila.port_retries=0",
