@@ -188,6 +188,10 @@ def screenshot(page, request):
 
     def save(step: str, *, full_page: bool = True, element=None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
+        # The page as it settles: an action's progress row is hidden a moment after its result
+        # is shown, and a picture taken in between shows both.
+        for task in page.locator(".wb-task").all():
+            task.wait_for(state="hidden", timeout=30_000)
         path = folder / f"{step}.png"
         if element is not None:
             element.screenshot(path=path)
