@@ -14,7 +14,8 @@ runner with progress and Cancel), ``pictures.py`` (small JPEGs), ``layout.py`` a
 panel (``case_panel``, ``footage_panel``, ``tracks``, ``manual_box``, ``search_panel``,
 ``verdicts``, ``case_record``, ``review_queue``, ``compare``, ``report_export``,
 ``enrol_panel``, ``gallery_panel``, ``audit_panel``). ``session.py`` says which workspace and
-user a dashboard opens; ``serve.py`` starts Voila (standard library only).
+user a dashboard opens; ``serve.py`` starts Voila (standard library only) through
+``voila_main.py`` (Voila's own entry point, minus a deprecation notice meant for developers).
 """
 
 from .._lazy import attach
