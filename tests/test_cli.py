@@ -168,3 +168,30 @@ def test_demo_builds_a_workspace_and_finds_the_right_person(workspace):
 
 def test_usage_errors_exit_2(workspace):
     assert run_cli("faces", home=workspace, check=False).returncode == 2
+
+
+def test_a_database_kept_busy_prints_one_line_and_logs_the_statement(workspace, capsys, monkeypatch):
+    """Another process holding the write lock past the busy timeout: the user reads what to do in
+    one line; the workspace log keeps the traceback and the statement that gave up."""
+    import sqlite3
+
+    from workbench import db
+
+    assert main(["--home", str(workspace), "case", "new", "BUSY-1", "--offence", "theft", "--purpose", "busy test"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)  # instead of a minute
+    holder = sqlite3.connect(workspace / "workbench.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the other writer, holding on
+    try:
+        code = main(["--home", str(workspace), "case", "new", "BUSY-2", "--offence", "theft", "--purpose", "busy test"])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 1
+    (error,) = [line for line in err.splitlines() if not line.startswith("warning:")]  # the fixture's folder is 755
+    assert "Traceback" not in err
+    assert error.startswith(f"error: {workspace / 'workbench.db'}: ") and "busy for too long; try again" in error
+    log = (workspace / "logs" / "workbench.log").read_text()
+    assert "Traceback" in log and "database is locked" in log
+    assert "SQL: BEGIN IMMEDIATE" in log, log[-2000:]  # the statement that gave up

@@ -7,7 +7,9 @@ in :mod:`workbench.commands`, one module per group.
 
 No traceback, ever: a file-system error prints the path and the problem; anything else that
 escapes the library prints ``error: internal error (<type>): <one line>; details in <log>``
-and writes the traceback to ``<home>/logs/workbench.log`` (``--debug`` prints it instead).
+and writes the traceback to ``<home>/logs/workbench.log`` (``--debug`` prints it instead). A
+database failure (busy for too long, I/O, damage) prints its one line and also logs its
+traceback, with the statement that failed.
 Ctrl-C prints ``interrupted`` and exits with 130. Warnings from the library (a workspace
 readable by others, damaged footage, an index not used) are printed once as ``warning: ...``.
 Everything the command creates is owner-only (the process umask masks group and other bits).
@@ -22,6 +24,7 @@ import importlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import traceback
 import warnings
@@ -96,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 with Workspace(settings_from_args(args), authenticated_as=_login_name()) as workspace:
                     return args.func(args, workspace, out)
             except WorkbenchError as exc:
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    # A database failure (busy for too long, I/O, damage) is not the user's input:
+                    # the one line below says what to do, the log keeps the traceback and statement.
+                    _log_internal_error(args, argv, debug)
                 return _fail(out, str(exc), type(exc).__name__)
             except KeyboardInterrupt:
                 print("interrupted", file=sys.stderr)

@@ -470,14 +470,19 @@ def translate_sqlite_error(exc: sqlite3.Error, path: str | Path) -> WorkspaceDat
 class _Cursor(sqlite3.Cursor):
     """A cursor whose SQLite errors are :class:`WorkspaceDatabaseError` naming the file."""
 
-    def _fail(self, exc: sqlite3.Error) -> WorkspaceDatabaseError:
-        return translate_sqlite_error(exc, getattr(self.connection, "path", "workspace database"))
+    def _fail(self, exc: sqlite3.Error, sql: str | None = None) -> WorkspaceDatabaseError:
+        error = translate_sqlite_error(exc, getattr(self.connection, "path", "workspace database"))
+        if sql is not None:
+            # For the traceback in the log, not for the person reading the message: which
+            # statement failed (its text only, never its values).
+            error.add_note(f"SQL: {' '.join(sql.split())[:300]}")
+        return error
 
     def execute(self, sql, parameters=(), /):
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as exc:
-            raise self._fail(exc) from exc
+            raise self._fail(exc, sql) from exc
         except OverflowError as exc:  # a number beyond SQLite's 64-bit integers, usually from user input
             raise WorkspaceDatabaseError(f"a number is too large for the workspace database ({exc})") from exc
 
@@ -485,7 +490,7 @@ class _Cursor(sqlite3.Cursor):
         try:
             return super().executemany(sql, seq_of_parameters)
         except sqlite3.Error as exc:
-            raise self._fail(exc) from exc
+            raise self._fail(exc, sql) from exc
 
     def executescript(self, sql_script, /):
         try:
