@@ -85,6 +85,7 @@ def test_queue_shows_the_candidate_with_both_faces_and_the_first_decision(home, 
     assert app.compare.probe_image.layout.width == app.compare.custody_image.layout.width == "640px"
 
     assert app.queue.list.layout.display != "none"
+    assert app.queue.list.rows == len(app.queue.list.options) == 2  # a heading and its candidate, no blank rows
     app.queue.list.value = app.queue.list.options[0][1]  # choosing the heading chooses its first candidate
     assert app.queue.selected == entry
 

@@ -127,7 +127,7 @@ def key_periods(times_s: np.ndarray, slots: np.ndarray, *, fps: float | None, st
     return np.floor((np.asarray(times_s, np.float64) - start_s) / keyframe_s + _EPS).astype(np.int64)
 
 
-def whole_scan_groups(periods: np.ndarray) -> np.ndarray:
+def whole_scan_groups(periods: np.ndarray | int) -> np.ndarray:
     """Stretch of each key period: the periods from one unconditional whole scan to the next
     (``WHOLE_SCAN_PERIODS`` periods). Chunks hold whole stretches."""
     return np.asarray(periods, np.int64) // WHOLE_SCAN_PERIODS
@@ -219,7 +219,6 @@ class SkipScheduler:
     _signature: np.ndarray | None = None
     _reference: np.ndarray | None = None  # shrunk grey previous frame
     _whole_reference: np.ndarray | None = None  # shrunk grey frame of the last whole scan
-    _stretch: int | None = None  # whole_scan_groups of the current period
     _seen: list[_Seen] = field(default_factory=list)
     _regions: list[np.ndarray] = field(default_factory=list)  # search region of each _seen, this frame
 
@@ -228,11 +227,9 @@ class SkipScheduler:
         small = shrink_grey(rgb)
         previous_small, previous_signature = self._reference, self._signature
         self._reference, self._signature = small, signature
-        new_period = period != self._period
-        self._period = period
-        stretch = int(whole_scan_groups(np.asarray(period)))
-        if new_period and (self._whole_reference is None or stretch != self._stretch):
-            self._stretch = stretch
+        previous_period, self._period = self._period, period
+        new_period = period != previous_period
+        if new_period and (self._whole_reference is None or whole_scan_groups(period) != whole_scan_groups(previous_period)):
             return self._key("key period")
         if scene_change(previous_signature, signature) > self.scene_cut:
             return self._key("cut")

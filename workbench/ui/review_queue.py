@@ -29,6 +29,8 @@ from .tables import plural
 
 #: a queue line's value: ("candidate", search_id, probe_id, subject_id) or ("search", search_id).
 Key = tuple
+#: most lines the queue list shows at once before it scrolls.
+QUEUE_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ReviewQueue:
         self._listeners: list[Callable[[QueueEntry | None], None]] = []
         self._loaders: list[Callable[[], None]] = []
         self._quiet = False  # True while the list is refilled: one notice after, not one per change
-        self.list = widgets.Select(options=[], rows=10, layout=widgets.Layout(width="100%"))
+        self.list = widgets.Select(options=[], rows=QUEUE_ROWS, layout=widgets.Layout(width="100%"))
         self.list.add_class("wb-queue-list")
         self.summary = widgets.HTML()
         self.summary.add_class("wb-queue-summary")
@@ -158,7 +160,9 @@ class ReviewQueue:
                 options.append((search_heading(entry.run), ("search", sid)))
             options.append((entry.label, entry.key))
         self.summary.value = html.escape(self._counts_text())
-        # An empty list would stand as a tall blank box under "Nothing awaits a second review".
+        # As tall as its lines (up to 10, then it scrolls); an empty list would stand as a blank
+        # box under "Nothing awaits a second review".
+        self.list.rows = min(QUEUE_ROWS, max(2, len(options)))
         self.list.layout.display = None if entries else "none"
         self._quiet = True
         try:
